@@ -1,0 +1,155 @@
+'use strict';
+// The Node side of Cluster: a relay that the host drives. It forks, disconnects, signals and messages workers
+// when told to, and reports what happens to them. It decides nothing.
+//
+// Protocol: one JSON object per line. Commands arrive on stdin, events leave on stdout.
+//   commands  {cmd:'fork', key, mode:'cluster'|'fork', exec, args, execArgv, cwd, env, instance, out, err}
+//             {cmd:'disconnect', key}   {cmd:'send', key, message}   {cmd:'signal', key, signal}
+//   events    {event:'ready', pid, node}
+//             {event:'forked', key, pid}   {event:'listening', key, address, port}
+//             {event:'message', key, message}   {event:'disconnect', key}
+//             {event:'exit', key, code, signal, error?}
+// When stdin closes (the host is gone) every worker is killed and the primary exits, so nothing is orphaned.
+
+const cluster = require('node:cluster');
+const childProcess = require('node:child_process');
+const fs = require('node:fs');
+const readline = require('node:readline');
+
+const workers = new Map(); // key -> { process, send(message), disconnect() }
+
+function emit(event) {
+  process.stdout.write(JSON.stringify(event) + '\n');
+}
+
+function relayMessage(key, message) {
+  // Only short string messages ('online', 'ready', ...) mean anything to the host.
+  if (typeof message === 'string' && message.length <= 256) emit({ event: 'message', key, message });
+}
+
+function track(key, proc, handle) {
+  let exited = false;
+  const onExit = (code, signal, error) => {
+    if (exited) return;
+    exited = true;
+    workers.delete(key);
+    emit({ event: 'exit', key, code, signal, error });
+  };
+  workers.set(key, handle);
+  return onExit;
+}
+
+function forkClusterWorker(cmd, stdio) {
+  cluster.setupPrimary({
+    exec: cmd.exec,
+    args: cmd.args,
+    execArgv: cmd.execArgv,
+    cwd: cmd.cwd,
+    stdio,
+    windowsHide: true,
+  });
+  // cluster.fork copies process.env, so the app's own environment stands in for ours while it forks.
+  const ownEnv = process.env;
+  process.env = cmd.env;
+  let worker;
+  try {
+    worker = cluster.fork({ NODE_APP_INSTANCE: String(cmd.instance) });
+  } finally {
+    process.env = ownEnv;
+  }
+  const onExit = track(cmd.key, worker.process, {
+    process: worker.process,
+    send: (message) => worker.isConnected() && worker.send(message),
+    disconnect: () => worker.isConnected() && worker.disconnect(),
+  });
+  emit({ event: 'forked', key: cmd.key, pid: worker.process.pid });
+  worker.on('listening', (address) => emit({ event: 'listening', key: cmd.key, address: address.address, port: address.port }));
+  worker.on('message', (message) => relayMessage(cmd.key, message));
+  worker.on('disconnect', () => emit({ event: 'disconnect', key: cmd.key }));
+  worker.on('exit', (code, signal) => onExit(code, signal));
+  worker.on('error', () => {}); // an IPC write to a dying worker; its exit follows
+}
+
+function spawnChild(cmd, stdio) {
+  const isNodeScript = /\.[cm]?js$/i.test(cmd.exec);
+  const options = {
+    cwd: cmd.cwd,
+    env: Object.assign({}, cmd.env, { NODE_APP_INSTANCE: String(cmd.instance) }),
+    windowsHide: true,
+  };
+  const child = isNodeScript
+    ? childProcess.fork(cmd.exec, cmd.args, Object.assign(options, { execArgv: cmd.execArgv, stdio }))
+    : childProcess.spawn(cmd.exec, cmd.args, Object.assign(options, { stdio: stdio.slice(0, 3) }));
+  const onExit = track(cmd.key, child, {
+    process: child,
+    send: (message) => child.connected && child.send(message),
+    disconnect: () => {},
+  });
+  child.on('spawn', () => emit({ event: 'forked', key: cmd.key, pid: child.pid }));
+  child.on('error', (error) => {
+    if (child.pid === undefined) onExit(null, null, error.message);
+  });
+  child.on('message', (message) => relayMessage(cmd.key, message));
+  child.on('exit', (code, signal) => onExit(code, signal));
+}
+
+function fork(cmd) {
+  let out;
+  let err;
+  try {
+    out = fs.openSync(cmd.out, 'a');
+    err = fs.openSync(cmd.err, 'a');
+    const stdio = ['ignore', out, err, 'ipc'];
+    if (cmd.mode === 'cluster') forkClusterWorker(cmd, stdio);
+    else spawnChild(cmd, stdio);
+  } catch (error) {
+    emit({ event: 'exit', key: cmd.key, code: null, signal: null, error: error.message });
+  } finally {
+    // The child holds its own copies of the log descriptors.
+    if (out !== undefined) fs.closeSync(out);
+    if (err !== undefined) fs.closeSync(err);
+  }
+}
+
+function signal(worker, name) {
+  try {
+    worker.process.kill(name);
+  } catch {
+    // Already gone: its exit event says so.
+  }
+}
+
+function handle(cmd) {
+  if (cmd.cmd === 'fork') return fork(cmd);
+  const worker = workers.get(cmd.key);
+  if (!worker) return;
+  try {
+    if (cmd.cmd === 'disconnect') worker.disconnect();
+    else if (cmd.cmd === 'send') worker.send(cmd.message);
+    else if (cmd.cmd === 'signal') signal(worker, cmd.signal);
+  } catch {
+    // The worker is on its way out; its exit event follows.
+  }
+}
+
+function shutdown() {
+  for (const worker of workers.values()) signal(worker, 'SIGKILL');
+  process.exit(0);
+}
+
+const input = readline.createInterface({ input: process.stdin });
+input.on('line', (line) => {
+  let cmd;
+  try {
+    cmd = JSON.parse(line);
+  } catch {
+    return;
+  }
+  handle(cmd);
+});
+input.on('close', shutdown);
+process.on('SIGINT', () => {}); // a Ctrl+C in the host's terminal is the host's to handle
+process.on('SIGTERM', shutdown);
+process.stdout.on('error', shutdown);
+
+emit({ event: 'ready', pid: process.pid, node: process.version });

@@ -1,0 +1,123 @@
+using System.IO.Pipes;
+using System.Text.Json;
+using Cluster.Protocol;
+using Serilog;
+
+namespace Cluster.Host;
+
+/// <summary>
+/// The control endpoint: a named pipe on Windows, a Unix socket elsewhere, open to the owning user only.
+/// Each connection carries requests one after another; a bad one gets an error and never takes the host down.
+/// </summary>
+internal sealed class ControlServer
+{
+    public const int MaxFrameBytes = 1024 * 1024;
+    public static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly string _endpoint;
+    private readonly RequestHandler _handler;
+    private readonly ILogger _log;
+
+    public ControlServer(string endpoint, RequestHandler handler, ILogger log)
+    {
+        _endpoint = endpoint;
+        _handler = handler;
+        _log = log;
+    }
+
+    public async Task RunAsync(CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            var pipe = new NamedPipeServerStream(
+                _endpoint,
+                PipeDirection.InOut,
+                NamedPipeServerStream.MaxAllowedServerInstances,
+                PipeTransmissionMode.Byte,
+                PipeOptions.Asynchronous | PipeOptions.CurrentUserOnly);
+            try
+            {
+                await pipe.WaitForConnectionAsync(stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                await pipe.DisposeAsync().ConfigureAwait(false);
+                break;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Another user's connection is refused here, as is one that broke while connecting.
+                _log.Warning("Refused a connection: {Error}", e.Message);
+                await pipe.DisposeAsync().ConfigureAwait(false);
+                continue;
+            }
+
+            _ = ServeAsync(pipe, stop);
+        }
+    }
+
+    /// <summary>One request per connection: read it, answer it, close.</summary>
+    private async Task ServeAsync(NamedPipeServerStream pipe, CancellationToken stop)
+    {
+        await using (pipe.ConfigureAwait(false))
+        {
+            var reader = new FrameReader(pipe, MaxFrameBytes);
+            var writer = new FrameWriter(pipe);
+            Request? request = await ReadRequestAsync(reader, writer, stop).ConfigureAwait(false);
+            if (request is null)
+            {
+                return;
+            }
+
+            // The client sends nothing more, so a read that ends means it has gone (Ctrl+C, a closed session).
+            Task clientGone = reader.ReadLineAsync(stop).ContinueWith(_ => { }, TaskScheduler.Default);
+            await _handler.HandleAsync(request, writer, clientGone).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<Request?> ReadRequestAsync(FrameReader reader, FrameWriter writer, CancellationToken stop)
+    {
+        string? line;
+        using (var idle = CancellationTokenSource.CreateLinkedTokenSource(stop))
+        {
+            idle.CancelAfter(IdleTimeout);
+            try
+            {
+                line = await reader.ReadLineAsync(idle.Token).ConfigureAwait(false);
+            }
+            catch (FrameTooLargeException e)
+            {
+                await RefuseAsync(writer, "FrameTooLarge", ErrorCategories.LimitsExceeded, e.Message).ConfigureAwait(false);
+                return null;
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException)
+            {
+                return null; // said nothing for too long, or went away
+            }
+        }
+
+        Request? request = line is null ? null : Parse(line);
+        if (line is not null && request is null)
+        {
+            await RefuseAsync(writer, "MalformedRequest", ErrorCategories.ProtocolError, "The request is not a JSON object of the Cluster protocol.").ConfigureAwait(false);
+        }
+
+        return request;
+    }
+
+    private static Request? Parse(string line)
+    {
+        try
+        {
+            Request? request = JsonSerializer.Deserialize(line, ProtocolJson.Default.Request);
+            return request is { Command.Length: > 0 } ? request : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static Task RefuseAsync(FrameWriter writer, string code, string category, string message) =>
+        writer.WriteAsync(Frame.Failed(new ErrorInfo { Code = code, Category = category, Message = message }));
+}

@@ -1,0 +1,102 @@
+using System.Text;
+using System.Text.Json;
+using Cluster.Protocol;
+
+namespace Cluster.Host;
+
+internal sealed class FrameTooLargeException : Exception
+{
+    public FrameTooLargeException(int limit)
+        : base($"A request is larger than {limit} bytes.")
+    {
+    }
+}
+
+/// <summary>Reads newline-terminated frames from a client, refusing any longer than the limit.</summary>
+internal sealed class FrameReader
+{
+    private readonly Stream _stream;
+    private readonly int _maxBytes;
+    private readonly byte[] _buffer = new byte[16 * 1024];
+    private readonly MemoryStream _line = new();
+    private int _start;
+    private int _end;
+
+    public FrameReader(Stream stream, int maxBytes)
+    {
+        _stream = stream;
+        _maxBytes = maxBytes;
+    }
+
+    /// <summary>The next frame without its newline, or null at the end of the stream.</summary>
+    public async Task<string?> ReadLineAsync(CancellationToken cancel)
+    {
+        _line.SetLength(0);
+        while (true)
+        {
+            int newline = Array.IndexOf(_buffer, (byte)'\n', _start, _end - _start);
+            if (newline >= 0)
+            {
+                Append(newline - _start);
+                _start = newline + 1;
+                return Encoding.UTF8.GetString(_line.GetBuffer(), 0, (int)_line.Length).TrimEnd('\r');
+            }
+
+            Append(_end - _start);
+            _start = _end = 0;
+            int read = await _stream.ReadAsync(_buffer.AsMemory(), cancel).ConfigureAwait(false);
+            if (read == 0)
+            {
+                return null;
+            }
+
+            _end = read;
+        }
+    }
+
+    private void Append(int count)
+    {
+        if (_line.Length + count > _maxBytes)
+        {
+            throw new FrameTooLargeException(_maxBytes);
+        }
+
+        _line.Write(_buffer, _start, count);
+    }
+}
+
+/// <summary>Writes frames to a client. A client that has gone away is not an error: later writes are dropped.</summary>
+internal sealed class FrameWriter
+{
+    private readonly Stream _stream;
+    private readonly SemaphoreSlim _lock = new(1, 1);
+
+    public FrameWriter(Stream stream) => _stream = stream;
+
+    public bool ClientGone { get; private set; }
+
+    public async Task WriteAsync(Frame frame)
+    {
+        byte[] bytes = JsonSerializer.SerializeToUtf8Bytes(frame, ProtocolJson.Default.Frame);
+        await _lock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (ClientGone)
+            {
+                return;
+            }
+
+            await _stream.WriteAsync(bytes).ConfigureAwait(false);
+            _stream.WriteByte((byte)'\n');
+            await _stream.FlushAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            ClientGone = true;
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+}

@@ -1,0 +1,52 @@
+using Cluster.Protocol;
+
+namespace Cluster.Host;
+
+/// <summary>The files of one host: everything lives under CLUSTER_HOME, apart from the module's own scripts.</summary>
+internal sealed class HostPaths
+{
+    public HostPaths(string home, string moduleDirectory)
+    {
+        Home = home;
+        ModuleDirectory = moduleDirectory;
+    }
+
+    public string Home { get; }
+
+    /// <summary>The folder holding primary.js and drain.js.</summary>
+    public string ModuleDirectory { get; }
+
+    public string Logs => Path.Combine(Home, "logs");
+
+    public string HostLog => Path.Combine(Logs, "host.log");
+
+    public string StateFile => Path.Combine(Home, "state.json");
+
+    public string LockFile => Path.Combine(Home, "host.lock");
+
+    public string Endpoint => ClusterHome.EndpointFor(Home);
+
+    public string PrimaryScript => Path.Combine(ModuleDirectory, "primary.js");
+
+    public string DrainScript => Path.Combine(ModuleDirectory, "drain.js");
+
+    public string OutLog(string app, int instance) => Path.Combine(Logs, $"{app}-{instance}.out.log");
+
+    public string ErrorLog(string app, int instance) => Path.Combine(Logs, $"{app}-{instance}.err.log");
+
+    /// <summary>Creates the folders, readable by the owner only: state and logs can hold secrets.</summary>
+    public void EnsureFolders()
+    {
+        foreach (string folder in new[] { Home, Logs })
+        {
+            if (OperatingSystem.IsWindows())
+            {
+                Directory.CreateDirectory(folder);
+            }
+            else
+            {
+                Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+using System.Text.Json.Serialization;
+
+namespace Cluster.Host;
+
+/// <summary>A line the host writes to a Node primary (module/primary.js reads it).</summary>
+internal sealed class PrimaryCommand
+{
+    public const string Fork = "fork";
+    public const string Disconnect = "disconnect";
+    public const string Send = "send";
+    public const string Signal = "signal";
+
+    public string Cmd { get; set; } = "";
+    public int Key { get; set; }
+    public string? Mode { get; set; }
+    public string? Exec { get; set; }
+    public List<string>? Args { get; set; }
+    public List<string>? ExecArgv { get; set; }
+    public string? Cwd { get; set; }
+    public Dictionary<string, string>? Env { get; set; }
+    public int? Instance { get; set; }
+    public string? Out { get; set; }
+    public string? Err { get; set; }
+    public string? Message { get; set; }
+
+    [JsonPropertyName("signal")]
+    public string? SignalName { get; set; }
+}
+
+/// <summary>A line a Node primary writes to the host.</summary>
+internal sealed class PrimaryEvent
+{
+    public const string Ready = "ready";
+    public const string Forked = "forked";
+    public const string Listening = "listening";
+    public const string Message = "message";
+    public const string Disconnected = "disconnect";
+    public const string Exit = "exit";
+
+    public string Event { get; set; } = "";
+    public int Key { get; set; }
+    public int? Pid { get; set; }
+    public int? Code { get; set; }
+    public string? Signal { get; set; }
+    public string? Error { get; set; }
+
+    [JsonPropertyName("message")]
+    public string? Text { get; set; }
+
+    public string? Address { get; set; }
+    public int? Port { get; set; }
+    public string? Node { get; set; }
+}
+
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(PrimaryCommand))]
+[JsonSerializable(typeof(PrimaryEvent))]
+[JsonSerializable(typeof(SavedState))]
+internal sealed partial class HostJson : JsonSerializerContext
+{
+}

@@ -1,0 +1,128 @@
+using System.Runtime.InteropServices;
+using Cluster.Protocol;
+using Serilog;
+
+namespace Cluster.Host;
+
+/// <summary>
+/// The Cluster host: started on demand by the module's cmdlets, detached from the session that started it,
+/// one per user and CLUSTER_HOME. Usage: cluster-host --module &lt;module folder&gt; [--home &lt;CLUSTER_HOME&gt;]
+/// </summary>
+internal static partial class Program
+{
+    /// <summary>Another host already serves this CLUSTER_HOME.</summary>
+    private const int ExitAlreadyRunning = 3;
+    private const int ExitUsage = 2;
+
+    private static async Task<int> Main(string[] args)
+    {
+        string? home = null;
+        string? module = null;
+        for (int i = 0; i + 1 < args.Length; i += 2)
+        {
+            switch (args[i])
+            {
+                case "--home": home = args[i + 1]; break;
+                case "--module": module = args[i + 1]; break;
+                default: return Usage();
+            }
+        }
+
+        if (module is null || args.Length % 2 != 0)
+        {
+            return Usage();
+        }
+
+        var paths = new HostPaths(ClusterHome.Resolve(home ?? Environment.GetEnvironmentVariable(ClusterHome.HomeVariable)), Path.GetFullPath(module));
+        paths.EnsureFolders();
+        using FileStream? hostLock = TryLock(paths.LockFile);
+        if (hostLock is null)
+        {
+            return ExitAlreadyRunning;
+        }
+
+        DetachFromTerminal();
+        Log.Logger = new LoggerConfiguration()
+            .WriteTo.File(
+                paths.HostLog,
+                outputTemplate: "{Timestamp:yyyy-MM-dd HH:mm:ss.fff zzz} [{Level:u3}] {Message:lj}{NewLine}{Exception}",
+                fileSizeLimitBytes: 10 * 1024 * 1024,
+                rollOnFileSizeLimit: true,
+                retainedFileCountLimit: 5)
+            .CreateLogger();
+
+        try
+        {
+            return await RunAsync(paths).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            Log.Fatal(e, "The host stopped on an unexpected error");
+            return 1;
+        }
+        finally
+        {
+            await Log.CloseAndFlushAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<int> RunAsync(HostPaths paths)
+    {
+        if (!OperatingSystem.IsWindows() && File.Exists(paths.Endpoint))
+        {
+            File.Delete(paths.Endpoint); // left by a host that was killed; the lock says none is running
+        }
+
+        using var stop = new CancellationTokenSource();
+        using PosixSignalRegistration term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+        using PosixSignalRegistration hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => c.Cancel = true);
+        using PosixSignalRegistration interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
+
+        var supervisor = new Supervisor(
+            new NodePrimaryLauncher(paths, Log.Logger), paths, new StateStore(paths.StateFile), TimeProvider.System, Log.Logger, Environment.ProcessorCount);
+        var handler = new RequestHandler(supervisor, paths, Log.Logger, () => stop.Cancel());
+        var server = new ControlServer(paths.Endpoint, handler, Log.Logger);
+        Task serving = server.RunAsync(stop.Token);
+        Log.Information("Cluster host {Version} started: pid {Pid}, home {Home}, endpoint {Endpoint}", RequestHandler.Version, Environment.ProcessId, paths.Home, paths.Endpoint);
+
+        await supervisor.ResurrectAsync().ConfigureAwait(false);
+        await serving.ConfigureAwait(false);
+        await supervisor.StopAllAsync().ConfigureAwait(false);
+        Log.Information("Cluster host {Pid} stopped", Environment.ProcessId);
+        return 0;
+    }
+
+    private static FileStream? TryLock(string path)
+    {
+        try
+        {
+            var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            stream.SetLength(0);
+            using var writer = new StreamWriter(stream, leaveOpen: true);
+            writer.Write(Environment.ProcessId);
+            return stream;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>A new session: the terminal's Ctrl+C and hang-up no longer reach the host or its apps.</summary>
+    private static void DetachFromTerminal()
+    {
+        if (!OperatingSystem.IsWindows())
+        {
+            _ = SetSid();
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "setsid")]
+    private static partial int SetSid();
+
+    private static int Usage()
+    {
+        Console.Error.WriteLine("Usage: cluster-host --module <module folder> [--home <CLUSTER_HOME>]. The Cluster module starts the host itself.");
+        return ExitUsage;
+    }
+}

@@ -1,0 +1,160 @@
+using System.Reflection;
+using Cluster.Protocol;
+using Serilog;
+
+namespace Cluster.Host;
+
+/// <summary>Answers one request: calls the supervisor and writes the frames of the reply.</summary>
+internal sealed class RequestHandler
+{
+    private static readonly TimeSpan FollowInterval = TimeSpan.FromMilliseconds(250);
+
+    private readonly Supervisor _supervisor;
+    private readonly HostPaths _paths;
+    private readonly ILogger _log;
+    private readonly Action _requestShutdown;
+    private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
+
+    public RequestHandler(Supervisor supervisor, HostPaths paths, ILogger log, Action requestShutdown)
+    {
+        _supervisor = supervisor;
+        _paths = paths;
+        _log = log;
+        _requestShutdown = requestShutdown;
+    }
+
+    public static string Version =>
+        typeof(RequestHandler).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    public async Task HandleAsync(Request request, FrameWriter writer, Task clientGone)
+    {
+        try
+        {
+            Frame reply = await AnswerAsync(request, writer, clientGone).ConfigureAwait(false);
+            reply.Done = true;
+            await writer.WriteAsync(reply).ConfigureAwait(false);
+        }
+        catch (ClusterException e)
+        {
+            await writer.WriteAsync(Frame.Failed(new ErrorInfo { Code = e.Code, Category = e.Category, Message = e.Message, Target = e.Target })).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            _log.Error(e, "The {Command} request failed", request.Command);
+            await writer.WriteAsync(Frame.Failed(new ErrorInfo
+            {
+                Code = "HostError",
+                Category = ErrorCategories.InvalidOperation,
+                Message = $"The Cluster host could not complete '{request.Command}': {e.Message} The host log has details: {_paths.HostLog}",
+            })).ConfigureAwait(false);
+        }
+
+        if (request.Command == Commands.Shutdown)
+        {
+            _requestShutdown();
+        }
+    }
+
+    private async Task<Frame> AnswerAsync(Request request, FrameWriter writer, Task clientGone)
+    {
+        switch (request.Command)
+        {
+            case Commands.Ping:
+                return new Frame();
+            case Commands.Start:
+                return Apps(await _supervisor.StartAsync(Required(request.Start, "start")).ConfigureAwait(false));
+            case Commands.List:
+                return new Frame { Apps = _supervisor.List(request.Name).ToList() };
+            case Commands.Stop:
+                return Apps(await _supervisor.StopAsync(NameOf(request)).ConfigureAwait(false));
+            case Commands.Restart:
+                return Apps(await _supervisor.RestartAsync(NameOf(request)).ConfigureAwait(false));
+            case Commands.Remove:
+                await _supervisor.RemoveAsync(NameOf(request)).ConfigureAwait(false);
+                return new Frame();
+            case Commands.Scale:
+                return Apps(await _supervisor.ScaleAsync(NameOf(request), Required(request.Instances, "instances")).ConfigureAwait(false));
+            case Commands.Reload:
+                return await ReloadAsync(request, writer, clientGone).ConfigureAwait(false);
+            case Commands.Logs:
+                return await LogsAsync(NameOf(request), Required(request.Logs, "logs"), writer, clientGone).ConfigureAwait(false);
+            case Commands.HostInfo:
+                return new Frame { Host = HostInfo() };
+            case Commands.Shutdown:
+                _log.Information("Shutting down on request: stopping every app");
+                await _supervisor.StopAllAsync().ConfigureAwait(false);
+                return new Frame { Host = HostInfo() };
+            default:
+                throw new ClusterException(
+                    "UnknownCommand",
+                    ErrorCategories.InvalidArgument,
+                    $"The host does not know the command '{AppName.Printable(request.Command)}'. The module and the host may be of different versions: Stop-ClusterHost, then try again.",
+                    AppName.Printable(request.Command));
+        }
+    }
+
+    private async Task<Frame> ReloadAsync(Request request, FrameWriter writer, Task clientGone)
+    {
+        using var cancel = new CancellationTokenSource();
+        Task cancelWhenGone = clientGone.ContinueWith(_ => cancel.Cancel(), TaskScheduler.Default);
+        AppInfo app = await _supervisor.ReloadAsync(
+            NameOf(request),
+            Required(request.Reload, "reload"),
+            progress => writer.WriteAsync(new Frame { Progress = progress }),
+            warning => writer.WriteAsync(new Frame { Warning = warning }),
+            cancel.Token).ConfigureAwait(false);
+        return Apps(app);
+    }
+
+    private async Task<Frame> LogsAsync(string name, LogQuery query, FrameWriter writer, Task clientGone)
+    {
+        IReadOnlyList<LogLineInfo> lines = _supervisor.ReadLogs(name, query);
+        if (!query.Follow)
+        {
+            return new Frame { Lines = lines.ToList() };
+        }
+
+        await writer.WriteAsync(new Frame { Lines = lines.ToList() }).ConfigureAwait(false);
+        var follower = new LogFollower(_paths, _supervisor.Find(name), query.Instance);
+        while (!clientGone.IsCompleted && !writer.ClientGone)
+        {
+            await Task.WhenAny(clientGone, Task.Delay(FollowInterval)).ConfigureAwait(false);
+            List<LogLineInfo> fresh = follower.ReadNew();
+            if (fresh.Count > 0)
+            {
+                await writer.WriteAsync(new Frame { Lines = fresh }).ConfigureAwait(false);
+            }
+        }
+
+        return new Frame();
+    }
+
+    private HostInfo HostInfo() => new()
+    {
+        Pid = Environment.ProcessId,
+        Version = Version,
+        StartTime = _started,
+        Home = _paths.Home,
+        Endpoint = _paths.Endpoint,
+        AppCount = _supervisor.Count,
+        MemoryBytes = Environment.WorkingSet,
+    };
+
+    private static Frame Apps(AppInfo app) => new() { Apps = new List<AppInfo> { app } };
+
+    private static string NameOf(Request request)
+    {
+        AppName.Validate(request.Name);
+        return request.Name!;
+    }
+
+    private static T Required<T>(T? value, string what)
+        where T : class => value ?? throw MissingPart(what);
+
+    private static int Required(int? value, string what) => value ?? throw MissingPart(what);
+
+    private static ClusterException MissingPart(string what) => new(
+        "MalformedRequest",
+        ErrorCategories.ProtocolError,
+        $"The request has no '{what}' part. The module and the host may be of different versions: Stop-ClusterHost, then try again.");
+}

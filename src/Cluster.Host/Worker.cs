@@ -1,0 +1,132 @@
+namespace Cluster.Host;
+
+internal enum WorkerState
+{
+    Launching,
+    Online,
+    Stopping,
+    Exited,
+}
+
+/// <summary>How a wait for a new worker ended.</summary>
+internal enum Readiness
+{
+    /// <summary>It listened, or said 'online' or 'ready'.</summary>
+    Ready,
+
+    /// <summary>The listen timeout passed with the worker still running: not a failure.</summary>
+    TimedOut,
+
+    /// <summary>It exited first.</summary>
+    Exited,
+}
+
+/// <summary>One process running one instance of an app: the current one, or a replacement being brought up.</summary>
+internal sealed class Worker
+{
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _disconnected = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public Worker(int key, int instance, DateTimeOffset forkedAt)
+    {
+        Key = key;
+        Instance = instance;
+        ForkedAt = forkedAt;
+    }
+
+    public int Key { get; }
+
+    /// <summary>Its NODE_APP_INSTANCE.</summary>
+    public int Instance { get; }
+
+    public DateTimeOffset ForkedAt { get; }
+
+    public int? Pid { get; private set; }
+
+    public WorkerState State { get; private set; } = WorkerState.Launching;
+
+    /// <summary>
+    /// Whether the supervisor restarts it when it exits. A replacement is not supervised until it is put in
+    /// place: until then, its exit is its operation's to report.
+    /// </summary>
+    public bool Supervised { get; set; }
+
+    /// <summary>Being stopped on purpose: its exit is expected.</summary>
+    public bool Retiring { get; private set; }
+
+    public int? ExitCode { get; private set; }
+
+    public string? ExitSignal { get; private set; }
+
+    public string? SpawnError { get; private set; }
+
+    public DateTimeOffset? ExitedAt { get; private set; }
+
+    public Task Exited => _exited.Task;
+
+    public Task Disconnected => _disconnected.Task;
+
+    public bool HasExited => State == WorkerState.Exited;
+
+    /// <summary>How long its error log was when it was forked: what it wrote itself starts there.</summary>
+    public long ErrorLogOffset { get; set; }
+
+    public void MarkForked(int pid) => Pid = pid;
+
+    public void MarkReady()
+    {
+        if (State == WorkerState.Launching)
+        {
+            State = WorkerState.Online;
+        }
+
+        _ready.TrySetResult();
+    }
+
+    /// <summary>Counts a worker still launching when its listen timeout passed as online.</summary>
+    public void MarkOnlineAfterTimeout()
+    {
+        if (State == WorkerState.Launching)
+        {
+            State = WorkerState.Online;
+        }
+    }
+
+    public void MarkRetiring()
+    {
+        Retiring = true;
+        if (State != WorkerState.Exited)
+        {
+            State = WorkerState.Stopping;
+        }
+    }
+
+    public void MarkDisconnected() => _disconnected.TrySetResult();
+
+    public void MarkExited(int? code, string? signal, string? error, DateTimeOffset at)
+    {
+        ExitCode = code;
+        ExitSignal = signal;
+        SpawnError = error;
+        ExitedAt = at;
+        State = WorkerState.Exited;
+        _disconnected.TrySetResult();
+        _ready.TrySetResult();
+        _exited.TrySetResult();
+    }
+
+    /// <summary>Waits until the worker is ready, exits, or the listen timeout passes.</summary>
+    public async Task<Readiness> WaitReadyAsync(TimeSpan listenTimeout, TimeProvider time, CancellationToken cancel)
+    {
+        Task timeout = Task.Delay(listenTimeout, time, cancel);
+        await Task.WhenAny(_ready.Task, timeout).ConfigureAwait(false);
+        cancel.ThrowIfCancellationRequested();
+        if (HasExited)
+        {
+            return Readiness.Exited;
+        }
+
+        return _ready.Task.IsCompleted ? Readiness.Ready : Readiness.TimedOut;
+    }
+}

@@ -1,0 +1,182 @@
+using System;
+using System.Collections.Generic;
+using System.Text.Json.Serialization;
+
+// The request/reply contract between the cmdlets and the host. One JSON object per line, UTF-8.
+// A request is answered by one or more frames; the last one has Done = true.
+namespace Cluster.Protocol
+{
+    internal static class Commands
+    {
+        public const string Ping = "ping";
+        public const string Start = "start";
+        public const string List = "list";
+        public const string Stop = "stop";
+        public const string Restart = "restart";
+        public const string Remove = "remove";
+        public const string Reload = "reload";
+        public const string Scale = "scale";
+        public const string Logs = "logs";
+        public const string HostInfo = "host";
+        public const string Shutdown = "shutdown";
+    }
+
+    internal sealed class Request
+    {
+        public string Command { get; set; } = "";
+
+        /// <summary>An app name; for list, a wildcard pattern.</summary>
+        public string? Name { get; set; }
+
+        public StartSpec? Start { get; set; }
+
+        public ReloadSpec? Reload { get; set; }
+
+        public LogQuery? Logs { get; set; }
+
+        /// <summary>For scale: the requested instance count (0 = one per CPU, negative = CPUs minus that many).</summary>
+        public int? Instances { get; set; }
+    }
+
+    internal sealed class StartSpec
+    {
+        public string Name { get; set; } = "";
+        public string Script { get; set; } = "";
+        public string Mode { get; set; } = AppModes.Cluster;
+        public int Instances { get; set; } = 1;
+        public List<string> Arguments { get; set; } = new List<string>();
+        public List<string> NodeArguments { get; set; } = new List<string>();
+        public string WorkingDirectory { get; set; } = "";
+
+        /// <summary>The full environment the instances run with: the caller's session, overlaid with -Environment.</summary>
+        public Dictionary<string, string> Environment { get; set; } = new Dictionary<string, string>();
+
+        public int? ListenTimeoutMs { get; set; }
+        public int? KillTimeoutMs { get; set; }
+        public string? Scheduling { get; set; }
+        public bool Drain { get; set; } = true;
+        public bool AutoRestart { get; set; } = true;
+        public int? MaxRestarts { get; set; }
+        public int? MinUptimeMs { get; set; }
+        public int? RestartDelayMs { get; set; }
+    }
+
+    internal sealed class ReloadSpec
+    {
+        public bool Graceful { get; set; }
+        public int? ListenTimeoutMs { get; set; }
+        public int? KillTimeoutMs { get; set; }
+        public int? GracefulTimeoutMs { get; set; }
+        public int Parallel { get; set; } = 1;
+
+        /// <summary>Wait for a running reload of the same app to finish instead of refusing.</summary>
+        public bool Wait { get; set; }
+
+        /// <summary>The timeout variables (PM2_GRACEFUL_TIMEOUT, ...) as the calling session has them.</summary>
+        public Dictionary<string, string> SessionEnvironment { get; set; } = new Dictionary<string, string>();
+    }
+
+    internal sealed class LogQuery
+    {
+        public int? Instance { get; set; }
+        public int Tail { get; set; } = 20;
+        public bool Follow { get; set; }
+    }
+
+    internal static class AppModes
+    {
+        public const string Cluster = "cluster";
+        public const string Fork = "fork";
+    }
+
+    internal sealed class Frame
+    {
+        public bool Done { get; set; }
+        public ErrorInfo? Error { get; set; }
+        public string? Warning { get; set; }
+        public ProgressInfo? Progress { get; set; }
+        public List<AppInfo>? Apps { get; set; }
+        public HostInfo? Host { get; set; }
+        public List<LogLineInfo>? Lines { get; set; }
+
+        public static Frame Final() => new Frame { Done = true };
+        public static Frame Failed(ErrorInfo error) => new Frame { Done = true, Error = error };
+    }
+
+    internal sealed class ErrorInfo
+    {
+        /// <summary>A stable PascalCase code; the cmdlet prefixes its own name to make the error id.</summary>
+        public string Code { get; set; } = "";
+
+        /// <summary>The name of a System.Management.Automation.ErrorCategory value.</summary>
+        public string Category { get; set; } = "";
+
+        public string Message { get; set; } = "";
+        public string? Target { get; set; }
+    }
+
+    internal sealed class ProgressInfo
+    {
+        public string Activity { get; set; } = "";
+        public string Status { get; set; } = "";
+        public string? Operation { get; set; }
+        public int Percent { get; set; }
+        public bool Completed { get; set; }
+    }
+
+    internal sealed class AppInfo
+    {
+        public string Name { get; set; } = "";
+        public string Mode { get; set; } = "";
+        public string Script { get; set; } = "";
+        public List<string> Arguments { get; set; } = new List<string>();
+        public List<string> NodeArguments { get; set; } = new List<string>();
+        public string WorkingDirectory { get; set; } = "";
+        public string Status { get; set; } = "";
+        public string? Scheduling { get; set; }
+        public string? ReloadError { get; set; }
+        public DateTimeOffset Created { get; set; }
+        public List<InstanceInfo> Instances { get; set; } = new List<InstanceInfo>();
+    }
+
+    internal sealed class InstanceInfo
+    {
+        public int Instance { get; set; }
+        public int? Pid { get; set; }
+        public string Status { get; set; } = "";
+        public int Restarts { get; set; }
+        public DateTimeOffset? StartTime { get; set; }
+        public long MemoryBytes { get; set; }
+        public double CpuPercent { get; set; }
+        public int? LastExitCode { get; set; }
+        public string? LastSignal { get; set; }
+    }
+
+    internal sealed class HostInfo
+    {
+        public int Pid { get; set; }
+        public string Version { get; set; } = "";
+        public DateTimeOffset StartTime { get; set; }
+        public string Home { get; set; } = "";
+        public string Endpoint { get; set; } = "";
+        public int AppCount { get; set; }
+        public long MemoryBytes { get; set; }
+    }
+
+    internal sealed class LogLineInfo
+    {
+        public string App { get; set; } = "";
+        public int Instance { get; set; }
+        public string Stream { get; set; } = "";
+        public string Text { get; set; } = "";
+    }
+
+    [JsonSourceGenerationOptions(
+        PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+    [JsonSerializable(typeof(Request))]
+    [JsonSerializable(typeof(Frame))]
+    internal sealed partial class ProtocolJson : JsonSerializerContext
+    {
+    }
+}
