@@ -49,7 +49,7 @@ internal sealed class RequestHandler
             })).ConfigureAwait(false);
         }
 
-        if (request.Command == Commands.Shutdown)
+        if (request.Command == CommandNames.Shutdown)
         {
             _requestShutdown();
         }
@@ -59,28 +59,28 @@ internal sealed class RequestHandler
     {
         switch (request.Command)
         {
-            case Commands.Ping:
+            case CommandNames.Ping:
                 return new Frame();
-            case Commands.Start:
+            case CommandNames.Start:
                 return Apps(await _supervisor.StartAsync(Required(request.Start, "start")).ConfigureAwait(false));
-            case Commands.List:
+            case CommandNames.List:
                 return new Frame { Apps = _supervisor.List(request.Name).ToList() };
-            case Commands.Stop:
+            case CommandNames.Stop:
                 return Apps(await _supervisor.StopAsync(NameOf(request)).ConfigureAwait(false));
-            case Commands.Restart:
+            case CommandNames.Restart:
                 return Apps(await _supervisor.RestartAsync(NameOf(request)).ConfigureAwait(false));
-            case Commands.Remove:
+            case CommandNames.Remove:
                 await _supervisor.RemoveAsync(NameOf(request)).ConfigureAwait(false);
                 return new Frame();
-            case Commands.Scale:
+            case CommandNames.Scale:
                 return Apps(await _supervisor.ScaleAsync(NameOf(request), Required(request.Instances, "instances")).ConfigureAwait(false));
-            case Commands.Reload:
+            case CommandNames.Reload:
                 return await ReloadAsync(request, writer, clientGone).ConfigureAwait(false);
-            case Commands.Logs:
+            case CommandNames.Logs:
                 return await LogsAsync(NameOf(request), Required(request.Logs, "logs"), writer, clientGone).ConfigureAwait(false);
-            case Commands.HostInfo:
+            case CommandNames.HostInfo:
                 return new Frame { Host = HostInfo() };
-            case Commands.Shutdown:
+            case CommandNames.Shutdown:
                 _log.Information("Shutting down on request: stopping every app");
                 await _supervisor.StopAllAsync().ConfigureAwait(false);
                 return new Frame { Host = HostInfo() };

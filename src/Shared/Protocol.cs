@@ -6,7 +6,7 @@ using System.Text.Json.Serialization;
 // A request is answered by one or more frames; the last one has Done = true.
 namespace Cluster.Protocol
 {
-    internal static class Commands
+    internal static class CommandNames
     {
         public const string Ping = "ping";
         public const string Start = "start";

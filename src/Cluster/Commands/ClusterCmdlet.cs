@@ -1,0 +1,187 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Management.Automation;
+using System.Threading;
+using Cluster.Client;
+using Cluster.Protocol;
+
+namespace Cluster.Commands
+{
+    /// <summary>
+    /// What every Cluster cmdlet shares: one request per call to the host (started on demand), its progress
+    /// and warnings written from the pipeline thread, its errors turned into ErrorRecords, and Ctrl+C.
+    /// </summary>
+    public abstract class ClusterCmdlet : PSCmdlet
+    {
+        private const int ProgressActivityId = 7160;
+
+        private CancellationTokenSource _cancel = new CancellationTokenSource();
+        private HostConnection? _connection;
+        private readonly object _connectionLock = new object();
+
+        /// <summary>The error id prefix: the cmdlet's name without its dash (StartClusterApp).</summary>
+        protected string ErrorIdPrefix => MyInvocation.MyCommand.Name.Replace("-", "");
+
+        protected CancellationToken Cancel => _cancel.Token;
+
+        protected override void BeginProcessing() => _cancel = new CancellationTokenSource();
+
+        protected override void StopProcessing()
+        {
+            _cancel.Cancel();
+            lock (_connectionLock)
+            {
+                _connection?.Dispose();
+            }
+        }
+
+        /// <summary>
+        /// Sends a request and handles its frames until the last; returns the last frame, or null after
+        /// writing its error (an error of this one item: the pipeline goes on).
+        /// </summary>
+        internal Frame? Send(Request request, Action<Frame>? onFrame = null)
+        {
+            Frame? last = Exchange(request, onFrame);
+            if (last?.Error is { } error)
+            {
+                WriteError(ToErrorRecord(error));
+                return null;
+            }
+
+            return last;
+        }
+
+        /// <summary>Like <see cref="Send"/>, but the apps the reply carries are what it returns.</summary>
+        internal IReadOnlyList<App> SendForApps(Request request) =>
+            Send(request)?.Apps?.Select(a => new App(a)).ToArray() ?? Array.Empty<App>();
+
+        internal ErrorRecord ToErrorRecord(ErrorInfo error)
+        {
+            ErrorCategory category = Enum.TryParse(error.Category, out ErrorCategory parsed) ? parsed : ErrorCategory.InvalidOperation;
+            return new ErrorRecord(new ClusterOperationException(error.Message, error.Code), ErrorIdPrefix + error.Code, category, error.Target);
+        }
+
+        protected ErrorRecord NewError(string code, ErrorCategory category, string message, object? target, Exception? inner = null) =>
+            new ErrorRecord(new ClusterOperationException(message, code, inner), ErrorIdPrefix + code, category, target);
+
+        /// <summary>
+        /// The names a -Name parameter means: wildcards expand to the apps that match (none is no error);
+        /// a plain name passes through, and the host says if there is no such app.
+        /// </summary>
+        internal IEnumerable<string> ResolveNames(IEnumerable<string> names)
+        {
+            string[] all = names.ToArray();
+            if (!all.Any(WildcardPattern.ContainsWildcardCharacters))
+            {
+                return all;
+            }
+
+            string[] existing = (Send(new Request { Command = CommandNames.List })?.Apps ?? new List<AppInfo>()).Select(a => a.Name).ToArray();
+            return all.SelectMany(name =>
+                {
+                    if (!WildcardPattern.ContainsWildcardCharacters(name))
+                    {
+                        return new[] { name };
+                    }
+
+                    var pattern = new WildcardPattern(name, WildcardOptions.IgnoreCase);
+                    return existing.Where(pattern.IsMatch);
+                })
+                .Distinct(StringComparer.OrdinalIgnoreCase);
+        }
+
+        private Frame? Exchange(Request request, Action<Frame>? onFrame)
+        {
+            HostConnection connection = Connect();
+            try
+            {
+                connection.Send(request);
+                while (true)
+                {
+                    Frame? frame = connection.Read();
+                    if (frame is null)
+                    {
+                        Cancel.ThrowIfCancellationRequested();
+                        ThrowTerminatingError(NewError("HostDisconnected", ErrorCategory.ConnectionError, $"The Cluster host closed the connection before it answered. Its log is {System.IO.Path.Combine(HostLauncher.Home, "logs", "host.log")}.", null));
+                    }
+
+                    Show(frame!);
+                    onFrame?.Invoke(frame!);
+                    if (frame!.Done)
+                    {
+                        return frame;
+                    }
+                }
+            }
+            catch (Exception e) when (e is System.IO.IOException || e is ObjectDisposedException)
+            {
+                Cancel.ThrowIfCancellationRequested();
+                ThrowTerminatingError(NewError("HostDisconnected", ErrorCategory.ConnectionError, $"The connection to the Cluster host broke: {e.Message}", null, e));
+                return null;
+            }
+            finally
+            {
+                lock (_connectionLock)
+                {
+                    _connection = null;
+                }
+
+                connection.Dispose();
+            }
+        }
+
+        private HostConnection Connect()
+        {
+            HostConnection connection;
+            try
+            {
+                connection = HostLauncher.Connect(Cancel);
+            }
+            catch (HostUnavailableException e)
+            {
+                ThrowTerminatingError(NewError("HostUnavailable", ErrorCategory.ConnectionError, e.Message, HostLauncher.Home, e));
+                throw;
+            }
+
+            lock (_connectionLock)
+            {
+                _connection = connection;
+            }
+
+            return connection;
+        }
+
+        private void Show(Frame frame)
+        {
+            if (frame.Warning is { } warning)
+            {
+                WriteWarning(warning);
+            }
+
+            if (frame.Progress is { } progress)
+            {
+                var record = new ProgressRecord(ProgressActivityId, progress.Activity, progress.Status)
+                {
+                    PercentComplete = Math.Max(0, Math.Min(100, progress.Percent)),
+                    CurrentOperation = progress.Operation,
+                    RecordType = progress.Completed ? ProgressRecordType.Completed : ProgressRecordType.Processing,
+                };
+                WriteProgress(record);
+            }
+        }
+    }
+
+    /// <summary>A failure the Cluster host reported, with its stable code.</summary>
+    public sealed class ClusterOperationException : Exception
+    {
+        public ClusterOperationException(string message, string code, Exception? inner = null)
+            : base(message, inner)
+        {
+            Code = code;
+        }
+
+        /// <summary>The stable code of the failure (ScriptNotFound, NewInstanceExited, ...).</summary>
+        public string Code { get; }
+    }
+}

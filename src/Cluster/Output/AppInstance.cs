@@ -1,0 +1,52 @@
+using System;
+using Cluster.Protocol;
+
+namespace Cluster
+{
+    /// <summary>One instance of an app (PowerShell type name Cluster.Instance): one NODE_APP_INSTANCE and the process serving it.</summary>
+    public sealed class AppInstance
+    {
+        internal AppInstance(string appName, InstanceInfo info)
+        {
+            AppName = appName;
+            Instance = info.Instance;
+            Pid = info.Pid;
+            Status = Enums.Parse<InstanceStatus>(info.Status);
+            Restarts = info.Restarts;
+            StartTime = info.StartTime?.LocalDateTime;
+            MemoryBytes = info.MemoryBytes;
+            CpuPercent = info.CpuPercent;
+            LastExitCode = info.LastExitCode;
+            LastSignal = info.LastSignal;
+            Uptime = info.StartTime is { } started && info.Pid is not null ? DateTimeOffset.Now - started : (TimeSpan?)null;
+        }
+
+        public string AppName { get; }
+
+        /// <summary>Its NODE_APP_INSTANCE, kept across restarts and reloads.</summary>
+        public int Instance { get; }
+
+        public int? Pid { get; }
+
+        public InstanceStatus Status { get; }
+
+        public int Restarts { get; }
+
+        public DateTime? StartTime { get; }
+
+        public TimeSpan? Uptime { get; }
+
+        public long MemoryBytes { get; }
+
+        /// <summary>Share of one CPU core, in percent, since the previous look.</summary>
+        public double CpuPercent { get; }
+
+        /// <summary>The exit code of its last process, once it has exited.</summary>
+        public int? LastExitCode { get; }
+
+        /// <summary>The signal that ended its last process, if one did.</summary>
+        public string? LastSignal { get; }
+
+        public override string ToString() => $"{AppName}[{Instance}]";
+    }
+}

@@ -1,0 +1,48 @@
+namespace Cluster
+{
+    /// <summary>How an app's instances run.</summary>
+    public enum AppMode
+    {
+        /// <summary>Node cluster workers sharing the app's port; reloads without downtime.</summary>
+        Cluster,
+
+        /// <summary>Separate processes (any executable); reload restarts them.</summary>
+        Fork,
+    }
+
+    /// <summary>How a cluster shares incoming connections among its instances.</summary>
+    public enum SchedulingPolicy
+    {
+        /// <summary>The primary accepts connections and hands them to instances in turn.</summary>
+        RoundRobin,
+
+        /// <summary>Instances accept from a shared socket; the operating system spreads connections.</summary>
+        Shared,
+    }
+
+    public enum AppStatus
+    {
+        Online,
+        Launching,
+        Reloading,
+        ReloadFailed,
+        Stopping,
+        Stopped,
+        Errored,
+    }
+
+    public enum InstanceStatus
+    {
+        Online,
+        Launching,
+        Stopping,
+        Stopped,
+        Errored,
+    }
+
+    public enum LogStream
+    {
+        Out,
+        Err,
+    }
+}

@@ -1,0 +1,37 @@
+using System;
+
+namespace Cluster
+{
+    /// <summary>The background host that runs the apps of one user and CLUSTER_HOME.</summary>
+    public sealed class ClusterHost
+    {
+        internal ClusterHost(Protocol.HostInfo info)
+        {
+            Pid = info.Pid;
+            Version = info.Version;
+            StartTime = info.StartTime.LocalDateTime;
+            Uptime = DateTimeOffset.Now - info.StartTime;
+            Home = info.Home;
+            Endpoint = info.Endpoint;
+            AppCount = info.AppCount;
+            MemoryBytes = info.MemoryBytes;
+        }
+
+        public int Pid { get; }
+
+        public string Version { get; }
+
+        public DateTime StartTime { get; }
+
+        public TimeSpan Uptime { get; }
+
+        /// <summary>CLUSTER_HOME: where the host keeps its state, logs and endpoint.</summary>
+        public string Home { get; }
+
+        public string Endpoint { get; }
+
+        public int AppCount { get; }
+
+        public long MemoryBytes { get; }
+    }
+}
