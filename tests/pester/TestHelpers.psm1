@@ -1,0 +1,59 @@
+# Shared by the end-to-end suites: each test file runs against its own CLUSTER_HOME and host, with the
+# module built by build.ps1 (CLUSTER_MODULE_PATH), and leaves no process behind.
+
+function Import-ClusterModule {
+    if (-not $env:CLUSTER_MODULE_PATH) {
+        $env:CLUSTER_MODULE_PATH = Join-Path $PSScriptRoot '../../out/Cluster/Cluster.psd1' | Resolve-Path
+    }
+    Import-Module $env:CLUSTER_MODULE_PATH -Force
+}
+
+function New-TestClusterHome {
+    # Short, so the host's Unix socket path stays well within its limit.
+    $path = Join-Path ([IO.Path]::GetTempPath()) ('cl-' + [guid]::NewGuid().ToString('n').Substring(0, 10))
+    New-Item -ItemType Directory -Path $path | Out-Null
+    $env:CLUSTER_HOME = $path
+    $path
+}
+
+function Remove-TestClusterHome {
+    param([string] $Path = $env:CLUSTER_HOME)
+    $hostPid = $null
+    $lock = Join-Path $Path 'host.lock'
+    if (Test-Path $lock) { $hostPid = (Get-Content $lock -Raw -ErrorAction SilentlyContinue) -as [int] }
+    Stop-ClusterHost -Confirm:$false -ErrorAction SilentlyContinue
+    if ($hostPid) { Stop-Process -Id $hostPid -Force -ErrorAction SilentlyContinue }
+    Remove-Item -Recurse -Force $Path -ErrorAction SilentlyContinue
+}
+
+function Get-FreePort {
+    $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+    $listener.Start()
+    try { $listener.LocalEndpoint.Port } finally { $listener.Stop() }
+}
+
+function Wait-Until {
+    param(
+        [Parameter(Mandatory)] [scriptblock] $Condition,
+        [int] $TimeoutSeconds = 20,
+        [string] $Because = 'the condition to hold'
+    )
+    $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
+    while ([DateTime]::UtcNow -lt $deadline) {
+        if (& $Condition) { return }
+        Start-Sleep -Milliseconds 100
+    }
+    throw "Timed out after $TimeoutSeconds s waiting for $Because."
+}
+
+function Invoke-TestRequest {
+    param([Parameter(Mandatory)] [int] $Port, [string] $Path = '/')
+    Invoke-RestMethod -Uri "http://127.0.0.1:$Port$Path" -DisableKeepAlive -TimeoutSec 10
+}
+
+function Test-ProcessAlive {
+    param([Parameter(Mandatory)] [int] $Id)
+    [bool](Get-Process -Id $Id -ErrorAction SilentlyContinue)
+}
+
+Export-ModuleMember -Function Import-ClusterModule, New-TestClusterHome, Remove-TestClusterHome, Get-FreePort, Wait-Until, Invoke-TestRequest, Test-ProcessAlive
