@@ -14,6 +14,7 @@ internal sealed class Supervisor
     private readonly ILogger _log;
     private readonly ProcessMetrics _metrics;
     private readonly int _processorCount;
+    private Task? _stopAll;
 
     public Supervisor(IPrimaryLauncher launcher, HostPaths paths, StateStore state, TimeProvider time, ILogger log, int processorCount)
     {
@@ -236,8 +237,20 @@ internal sealed class Supervisor
         await Task.WhenAll(starting).ConfigureAwait(false);
     }
 
-    /// <summary>Stops every app (their definitions stay saved, so the next host brings them back).</summary>
-    public async Task StopAllAsync()
+    /// <summary>
+    /// Stops every app (their definitions stay saved, so the next host brings them back). Called by the
+    /// shutdown request and again as the host exits: every call awaits the one stop, since a stopped app's
+    /// operation lock is never released.
+    /// </summary>
+    public Task StopAllAsync()
+    {
+        lock (_apps)
+        {
+            return _stopAll ??= StopEveryAppAsync();
+        }
+    }
+
+    private async Task StopEveryAppAsync()
     {
         ManagedApp[] apps;
         lock (_apps)
