@@ -3,13 +3,17 @@
 // when told to, and reports what happens to them. It decides nothing.
 //
 // Protocol: one JSON object per line. Commands arrive on stdin, events leave on stdout.
-//   commands  {cmd:'fork', key, mode:'cluster'|'fork', exec, args, execArgv, cwd, env, instance, out, err}
+//   commands  {cmd:'fork', key, mode:'cluster'|'fork', exec, args, execArgv, cwd, env, instance, out, err, logMaxBytes, logKeep}
 //             {cmd:'disconnect', key}   {cmd:'send', key, message}   {cmd:'signal', key, signal}
 //   events    {event:'ready', pid, node}
 //             {event:'forked', key, pid}   {event:'listening', key, address, port}
 //             {event:'message', key, message}   {event:'disconnect', key}
 //             {event:'exit', key, code, signal, error?}
 // When stdin closes (the host is gone) every worker is killed and the primary exits, so nothing is orphaned.
+//
+// Workers' stdout and stderr come through pipes and are appended here to the instance's log files, so an old
+// and a new worker of one instance write to the same file, and a file past its size limit is rotated
+// (app-0.out.log -> app-0.out.log.1 -> ...) without losing a line.
 
 const cluster = require('node:cluster');
 const childProcess = require('node:child_process');
@@ -17,6 +21,7 @@ const fs = require('node:fs');
 const readline = require('node:readline');
 
 const workers = new Map(); // key -> { process, send(message), disconnect() }
+const logs = new Map(); // path -> { fd, size, users }
 
 function emit(event) {
   process.stdout.write(JSON.stringify(event) + '\n');
@@ -68,6 +73,7 @@ function forkClusterWorker(cmd, stdio) {
   worker.on('disconnect', () => emit({ event: 'disconnect', key: cmd.key }));
   worker.on('exit', (code, signal) => onExit(code, signal));
   worker.on('error', () => {}); // an IPC write to a dying worker; its exit follows
+  return worker.process;
 }
 
 function spawnChild(cmd, stdio) {
@@ -91,23 +97,62 @@ function spawnChild(cmd, stdio) {
   });
   child.on('message', (message) => relayMessage(cmd.key, message));
   child.on('exit', (code, signal) => onExit(code, signal));
+  return child;
+}
+
+function openLog(path) {
+  let log = logs.get(path);
+  if (!log) {
+    const fd = fs.openSync(path, 'a');
+    log = { fd, size: fs.fstatSync(fd).size, users: 0 };
+    logs.set(path, log);
+  }
+  log.users++;
+  return log;
+}
+
+function releaseLog(path) {
+  const log = logs.get(path);
+  if (log && --log.users === 0) {
+    fs.closeSync(log.fd);
+    logs.delete(path);
+  }
+}
+
+function rotate(path, log, keep) {
+  fs.closeSync(log.fd);
+  for (let i = keep - 1; i >= 1; i--) {
+    if (fs.existsSync(`${path}.${i}`)) fs.renameSync(`${path}.${i}`, `${path}.${i + 1}`);
+  }
+  if (keep >= 1) fs.renameSync(path, `${path}.1`);
+  else fs.truncateSync(path, 0);
+  log.fd = fs.openSync(path, 'a');
+  log.size = 0;
+}
+
+function appendTo(path, stream, cmd) {
+  if (!stream) return;
+  const log = openLog(path);
+  stream.on('data', (chunk) => {
+    try {
+      fs.writeSync(log.fd, chunk);
+      log.size += chunk.length;
+      if (cmd.logMaxBytes > 0 && log.size >= cmd.logMaxBytes) rotate(path, log, cmd.logKeep || 0);
+    } catch (error) {
+      process.stderr.write(`cannot write ${path}: ${error.message}\n`);
+    }
+  });
+  stream.on('close', () => releaseLog(path));
 }
 
 function fork(cmd) {
-  let out;
-  let err;
   try {
-    out = fs.openSync(cmd.out, 'a');
-    err = fs.openSync(cmd.err, 'a');
-    const stdio = ['ignore', out, err, 'ipc'];
-    if (cmd.mode === 'cluster') forkClusterWorker(cmd, stdio);
-    else spawnChild(cmd, stdio);
+    const stdio = ['ignore', 'pipe', 'pipe', 'ipc'];
+    const proc = cmd.mode === 'cluster' ? forkClusterWorker(cmd, stdio) : spawnChild(cmd, stdio);
+    appendTo(cmd.out, proc.stdout, cmd);
+    appendTo(cmd.err, proc.stderr, cmd);
   } catch (error) {
     emit({ event: 'exit', key: cmd.key, code: null, signal: null, error: error.message });
-  } finally {
-    // The child holds its own copies of the log descriptors.
-    if (out !== undefined) fs.closeSync(out);
-    if (err !== undefined) fs.closeSync(err);
   }
 }
 

@@ -27,34 +27,48 @@ internal sealed class ControlServer
 
     public async Task RunAsync(CancellationToken stop)
     {
-        while (!stop.IsCancellationRequested)
+        // There is always one instance listening: on Unix, disposing the last one closes the socket, and any
+        // connection still waiting in its backlog would be dropped.
+        NamedPipeServerStream listening = NewInstance();
+        try
         {
-            var pipe = new NamedPipeServerStream(
-                _endpoint,
-                PipeDirection.InOut,
-                NamedPipeServerStream.MaxAllowedServerInstances,
-                PipeTransmissionMode.Byte,
-                PipeOptions.Asynchronous | PipeOptions.CurrentUserOnly);
-            try
+            while (!stop.IsCancellationRequested)
             {
-                await pipe.WaitForConnectionAsync(stop).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                await pipe.DisposeAsync().ConfigureAwait(false);
-                break;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // Another user's connection is refused here, as is one that broke while connecting.
-                _log.Warning("Refused a connection: {Error}", e.Message);
-                await pipe.DisposeAsync().ConfigureAwait(false);
-                continue;
-            }
+                try
+                {
+                    await listening.WaitForConnectionAsync(stop).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // Another user's connection is refused here, as is one that broke while connecting.
+                    _log.Warning("Refused a connection: {Error}", e.Message);
+                    NamedPipeServerStream refused = listening;
+                    listening = NewInstance();
+                    await refused.DisposeAsync().ConfigureAwait(false);
+                    continue;
+                }
 
-            _ = ServeAsync(pipe, stop);
+                NamedPipeServerStream accepted = listening;
+                listening = NewInstance();
+                _ = Task.Run(() => ServeAsync(accepted, stop), CancellationToken.None);
+            }
+        }
+        finally
+        {
+            await listening.DisposeAsync().ConfigureAwait(false);
         }
     }
+
+    private NamedPipeServerStream NewInstance() => new(
+        _endpoint,
+        PipeDirection.InOut,
+        NamedPipeServerStream.MaxAllowedServerInstances,
+        PipeTransmissionMode.Byte,
+        PipeOptions.Asynchronous | PipeOptions.CurrentUserOnly);
 
     /// <summary>One request per connection: read it, answer it, close.</summary>
     private async Task ServeAsync(NamedPipeServerStream pipe, CancellationToken stop)

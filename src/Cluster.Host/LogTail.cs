@@ -2,6 +2,13 @@ using System.Text;
 
 namespace Cluster.Host;
 
+/// <summary>How instance log files are rotated by default (the Node primary does the rotating).</summary>
+internal static class LogRotation
+{
+    public const long DefaultMaxBytes = 10 * 1024 * 1024;
+    public const int DefaultFileCount = 5;
+}
+
 /// <summary>Reads the last lines of a log file without reading the whole file.</summary>
 internal static class LogTail
 {
@@ -28,6 +35,11 @@ internal static class LogTail
         }
 
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        if (from > stream.Length)
+        {
+            from = 0; // the file was rotated since
+        }
+
         long start = Math.Max(from, stream.Length - ChunkSize);
         var lines = new List<string>();
         while (true)

@@ -402,6 +402,8 @@ internal sealed class ManagedApp : IDisposable
             Instance = worker.Instance,
             Out = _paths.OutLog(Name, worker.Instance),
             Err = _paths.ErrorLog(Name, worker.Instance),
+            LogMaxBytes = spec.LogMaxBytes ?? LogRotation.DefaultMaxBytes,
+            LogKeep = spec.LogFileCount ?? LogRotation.DefaultFileCount,
         };
     }
 

@@ -22,6 +22,8 @@ internal sealed class PrimaryCommand
     public string? Out { get; set; }
     public string? Err { get; set; }
     public string? Message { get; set; }
+    public long? LogMaxBytes { get; set; }
+    public int? LogKeep { get; set; }
 
     [JsonPropertyName("signal")]
     public string? SignalName { get; set; }

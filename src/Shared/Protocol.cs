@@ -59,6 +59,12 @@ namespace Cluster.Protocol
         public int? MaxRestarts { get; set; }
         public int? MinUptimeMs { get; set; }
         public int? RestartDelayMs { get; set; }
+
+        /// <summary>An instance's log file is rotated past this size (0 = never).</summary>
+        public long? LogMaxBytes { get; set; }
+
+        /// <summary>How many rotated log files are kept beside the current one.</summary>
+        public int? LogFileCount { get; set; }
     }
 
     internal sealed class ReloadSpec

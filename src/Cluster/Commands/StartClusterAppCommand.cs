@@ -91,6 +91,16 @@ namespace Cluster.Commands
         [ValidateRange(0, 86400000)]
         public int RestartDelay { get; set; }
 
+        /// <summary>Bytes after which an instance's log file is rotated (default 10MB; 0 = never).</summary>
+        [Parameter]
+        [ValidateRange(0, long.MaxValue)]
+        public long LogMaxSize { get; set; }
+
+        /// <summary>How many rotated log files to keep for each instance and stream (default 5).</summary>
+        [Parameter]
+        [ValidateRange(0, 1000)]
+        public int LogFileCount { get; set; }
+
         protected override void ProcessRecord()
         {
             string? script = ResolveScript();
@@ -125,6 +135,8 @@ namespace Cluster.Commands
                 MaxRestarts = Bound<int>(nameof(MaxRestarts)),
                 MinUptimeMs = Bound<int>(nameof(MinUptime)),
                 RestartDelayMs = Bound<int>(nameof(RestartDelay)),
+                LogMaxBytes = Bound<long>(nameof(LogMaxSize)),
+                LogFileCount = Bound<int>(nameof(LogFileCount)),
             };
 
             foreach (App app in SendForApps(new Request { Command = CommandNames.Start, Start = spec }))
