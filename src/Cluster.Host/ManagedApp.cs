@@ -44,7 +44,8 @@ internal sealed class ManagedApp : IDisposable
     private readonly List<Slot> _slots = new();
     private readonly Dictionary<int, Worker> _workers = new();
     private IPrimary? _primary;
-    private int _nextKey;
+    // Worker keys are unique in the host, since apps may share a Node primary.
+    private static int s_lastKey;
     private bool _disposed;
 
     public ManagedApp(AppDefinition definition, IPrimaryLauncher launcher, HostPaths paths, TimeProvider time, ILogger log)
@@ -116,7 +117,7 @@ internal sealed class ManagedApp : IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             primary = EnsurePrimary();
-            worker = new Worker(++_nextKey, instance, _time.GetUtcNow())
+            worker = new Worker(Interlocked.Increment(ref s_lastKey), instance, _time.GetUtcNow())
             {
                 ErrorLogOffset = LogTail.LengthOf(_paths.ErrorLog(Name, instance)),
             };
@@ -418,7 +419,7 @@ internal sealed class ManagedApp : IDisposable
         primary.EventReceived += e => OnPrimaryEvent(primary, e);
         primary.Exited += () => OnPrimaryExited(primary);
         _primary = primary;
-        _log.Information("Started Node primary {Pid}", primary.Pid);
+        _log.Information("Using Node primary {Pid}", primary.Pid);
         return primary;
     }
 

@@ -24,7 +24,7 @@ internal sealed class NodePrimary : IPrimary
 
     public int Pid => _process.Id;
 
-    public static NodePrimary Start(string nodePath, string primaryScript, string? scheduling, string appName, ILogger log)
+    public static NodePrimary Start(string nodePath, string primaryScript, string scheduling, ILogger log)
     {
         var start = new ProcessStartInfo(nodePath)
         {
@@ -39,8 +39,9 @@ internal sealed class NodePrimary : IPrimary
         start.Environment["NODE_CLUSTER_SCHED_POLICY"] = scheduling == Scheduling.Shared ? "none" : "rr";
 
         Process process = Process.Start(start) ?? throw new InvalidOperationException("The Node primary did not start.");
-        var primary = new NodePrimary(process, log.ForContext("App", appName));
+        var primary = new NodePrimary(process, log);
         primary.StartReading();
+        log.Information("Started Node primary {Pid}: {NodePath}, {Scheduling} scheduling", process.Id, nodePath, scheduling);
         return primary;
     }
 
@@ -162,19 +163,4 @@ internal static class Scheduling
 {
     public const string RoundRobin = "roundrobin";
     public const string Shared = "shared";
-}
-
-internal sealed class NodePrimaryLauncher : IPrimaryLauncher
-{
-    private readonly HostPaths _paths;
-    private readonly ILogger _log;
-
-    public NodePrimaryLauncher(HostPaths paths, ILogger log)
-    {
-        _paths = paths;
-        _log = log;
-    }
-
-    public IPrimary Launch(AppDefinition app) =>
-        NodePrimary.Start(app.NodePath, _paths.PrimaryScript, app.Spec.Scheduling, app.Name, _log);
 }

@@ -79,7 +79,7 @@ internal static partial class Program
         using PosixSignalRegistration interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
 
         var supervisor = new Supervisor(
-            new NodePrimaryLauncher(paths, Log.Logger), paths, new StateStore(paths.StateFile), TimeProvider.System, Log.Logger, Environment.ProcessorCount);
+            PrimaryPool.ForNode(paths, Log.Logger), paths, new StateStore(paths.StateFile), TimeProvider.System, Log.Logger, Environment.ProcessorCount);
         var handler = new RequestHandler(supervisor, paths, Log.Logger, () => stop.Cancel());
         var server = new ControlServer(paths.Endpoint, handler, Log.Logger);
         Task serving = server.RunAsync(stop.Token);

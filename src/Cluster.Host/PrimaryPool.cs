@@ -1,0 +1,111 @@
+using Serilog;
+
+namespace Cluster.Host;
+
+/// <summary>
+/// Apps that run on the same Node executable with the same scheduling policy share one Node primary. A Node
+/// process costs about 40 MB, so one primary per app would make memory grow by that much with every app;
+/// shared, it stays flat. Each app holds a lease; the primary stops when the last lease is let go.
+/// </summary>
+internal sealed class PrimaryPool : IPrimaryLauncher
+{
+    private readonly Func<string, string, IPrimary> _start;
+    private readonly Dictionary<(string NodePath, string Scheduling), Shared> _running = new();
+
+    public PrimaryPool(Func<string, string, IPrimary> start) => _start = start;
+
+    public static PrimaryPool ForNode(HostPaths paths, ILogger log) =>
+        new((nodePath, scheduling) => NodePrimary.Start(nodePath, paths.PrimaryScript, scheduling, log));
+
+    public IPrimary Launch(AppDefinition app)
+    {
+        var key = (app.NodePath, app.Spec.Scheduling ?? Scheduling.RoundRobin);
+        lock (_running)
+        {
+            if (!_running.TryGetValue(key, out Shared? shared))
+            {
+                shared = new Shared(_start(key.NodePath, key.Item2));
+                shared.Primary.Exited += () => Forget(key, shared);
+                _running[key] = shared;
+            }
+
+            shared.Leases++;
+            return new Lease(this, key, shared);
+        }
+    }
+
+    private void Forget((string, string) key, Shared shared)
+    {
+        lock (_running)
+        {
+            if (_running.TryGetValue(key, out Shared? current) && ReferenceEquals(current, shared))
+            {
+                _running.Remove(key);
+            }
+        }
+    }
+
+    private void Release((string, string) key, Shared shared)
+    {
+        lock (_running)
+        {
+            if (--shared.Leases > 0)
+            {
+                return;
+            }
+
+            Forget(key, shared);
+        }
+
+        shared.Primary.Dispose();
+    }
+
+    private sealed class Shared
+    {
+        public Shared(IPrimary primary) => Primary = primary;
+
+        public IPrimary Primary { get; }
+
+        public int Leases { get; set; }
+    }
+
+    /// <summary>One app's hold on a shared primary: its events, and its share in keeping the primary alive.</summary>
+    private sealed class Lease : IPrimary
+    {
+        private readonly PrimaryPool _pool;
+        private readonly (string, string) _key;
+        private readonly Shared _shared;
+        private int _released;
+
+        public Lease(PrimaryPool pool, (string, string) key, Shared shared)
+        {
+            _pool = pool;
+            _key = key;
+            _shared = shared;
+            shared.Primary.EventReceived += Forward;
+            shared.Primary.Exited += OnExited;
+        }
+
+        public event Action<PrimaryEvent>? EventReceived;
+
+        public event Action? Exited;
+
+        public int Pid => _shared.Primary.Pid;
+
+        public void Send(PrimaryCommand command) => _shared.Primary.Send(command);
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                _shared.Primary.EventReceived -= Forward;
+                _shared.Primary.Exited -= OnExited;
+                _pool.Release(_key, _shared);
+            }
+        }
+
+        private void Forward(PrimaryEvent received) => EventReceived?.Invoke(received);
+
+        private void OnExited() => Exited?.Invoke();
+    }
+}
