@@ -1,0 +1,1028 @@
+#Requires -Version 7.0
+<#
+.SYNOPSIS
+    Runs Cluster and PM2 side by side on this machine and writes the comparison to docs/benchmarks.md.
+.DESCRIPTION
+    The same app (bench/app.js, 2 instances, 127.0.0.1) runs under both tools. Measures, each on both:
+      - failed requests (wrk socket errors + HTTP errors) during reloads under wrk -t1 -c16, keep-alive and
+        'Connection: close';
+      - reload wall time with 2 instances (median);
+      - cold start: nothing running -> start 2 instances -> first HTTP 200 (median);
+      - control round trip: Get-ClusterApp in this open session vs 'pm2 jlist' as a process (medians);
+      - throughput under wrk -t1 -c16, keep-alive and a new connection per request, with Cluster's
+        RoundRobin and Shared scheduling, and how requests spread across instances;
+      - memory: the Cluster host plus its Node primaries vs PM2's God daemon, with 1 and with 5 apps.
+    Installs PM2 (into bench/.work/pm2, PM2_HOME bench/.work/pm2-home) and wrk (Debian package) when missing.
+    Every process it starts is stopped before it returns. build.ps1 -Task Bench builds the module and runs this.
+.EXAMPLE
+    ./bench/Invoke-Benchmark.ps1 -ModulePath ./out/Cluster/Cluster.psd1
+#>
+[CmdletBinding()]
+param(
+    # The built module to measure (out/Cluster/Cluster.psd1).
+    [Parameter(Mandatory)] [string] $ModulePath,
+
+    # Where the report goes; nothing is written when empty.
+    [string] $ReportPath = (Join-Path $PSScriptRoot '../docs/benchmarks.md'),
+
+    [string] $Pm2Version = '7.0.4',
+
+    # Reloads per run under load.
+    [ValidateRange(1, 100)] [int] $Reloads = 10,
+
+    # Seconds of each throughput run.
+    [ValidateRange(1, 60)] [int] $LoadSeconds = 10,
+
+    [ValidateRange(1, 20)] [int] $ColdStarts = 3,
+
+    [ValidateRange(1, 20)] [int] $ReloadSamples = 5,
+
+    [ValidateRange(5, 500)] [int] $ControlSamples = 50,
+
+    [ValidateRange(3, 100)] [int] $JlistSamples = 20
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version 3.0
+$ProgressPreference = 'SilentlyContinue'
+
+$RepoRoot = (Resolve-Path (Join-Path $PSScriptRoot '..')).Path
+$WorkRoot = Join-Path $PSScriptRoot '.work'
+$AppScript = Join-Path $PSScriptRoot 'app.js'
+$WrkScript = Join-Path $PSScriptRoot 'wrk-summary.lua'
+$Pm2Prefix = Join-Path $WorkRoot 'pm2'
+$Pm2Cli = Join-Path $Pm2Prefix 'node_modules/pm2/bin/pm2'
+$Pm2Home = Join-Path $WorkRoot 'pm2-home'
+$StatsRoot = Join-Path $WorkRoot 'stats'
+$LogRoot = Join-Path $WorkRoot 'logs'
+$AppName = 'bench'
+$SharedAppName = 'bench-shared'
+$InstanceCount = 2
+$MemoryAppCount = 5
+$MiB = 1MB
+
+# What the run started, so the finally block can stop all of it.
+$script:ClusterHomes = [System.Collections.Generic.List[string]]::new()
+$script:WrkRuns = [System.Collections.Generic.List[System.Diagnostics.Process]]::new()
+$script:Pm2Used = $false
+
+#region Helpers
+
+function Write-Step([string] $Message) {
+    Write-Host "==> $Message"
+}
+
+function Invoke-Checked {
+    param([string] $File, [string[]] $Arguments)
+    $output = & $File @Arguments 2>&1
+    if ($LASTEXITCODE) {
+        throw "'$File $($Arguments -join ' ')' failed with exit code ${LASTEXITCODE}: $($output -join [Environment]::NewLine)"
+    }
+    $output
+}
+
+function Get-Median([double[]] $Values) {
+    $sorted = @($Values | Sort-Object)
+    if ($sorted.Count -eq 0) { return [double]::NaN }
+    $middle = [int][math]::Floor($sorted.Count / 2)
+    if ($sorted.Count % 2) { return $sorted[$middle] }
+    ($sorted[$middle - 1] + $sorted[$middle]) / 2
+}
+
+function Get-FreePort {
+    $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+    try {
+        $listener.Start()
+        $listener.LocalEndpoint.Port
+    }
+    finally {
+        $listener.Stop()
+    }
+}
+
+# True while the process runs; an exited process that its parent has not reaped yet (a zombie) is not running.
+function Test-ProcessRunning([int] $ProcessId) {
+    if (-not (Get-Process -Id $ProcessId -ErrorAction SilentlyContinue)) { return $false }
+    $stat = "/proc/$ProcessId/stat"
+    if (-not (Test-Path $stat)) { return $true }
+    $text = Get-Content -Raw $stat -ErrorAction SilentlyContinue
+    # pid (comm) state ...: the state follows the last ')'.
+    -not ($text -and $text.Substring($text.LastIndexOf(')') + 2, 1) -eq 'Z')
+}
+
+function Wait-ProcessExit([int] $ProcessId, [int] $TimeoutMilliseconds = 5000) {
+    $clock = [System.Diagnostics.Stopwatch]::StartNew()
+    while ((Test-ProcessRunning $ProcessId) -and $clock.ElapsedMilliseconds -lt $TimeoutMilliseconds) {
+        Start-Sleep -Milliseconds 50
+    }
+    -not (Test-ProcessRunning $ProcessId)
+}
+
+function Get-Rss([int] $ProcessId) {
+    $process = Get-Process -Id $ProcessId -ErrorAction SilentlyContinue
+    if (-not $process) { throw "Process $ProcessId is not running, so its memory cannot be read." }
+    $process.Refresh()
+    $process.WorkingSet64
+}
+
+function Get-ParentId([int] $ProcessId) {
+    $process = Get-Process -Id $ProcessId -ErrorAction SilentlyContinue
+    if (-not $process -or -not $process.Parent) { throw "Cannot find the parent of process $ProcessId." }
+    $process.Parent.Id
+}
+
+function New-StatsFolder([string] $Name) {
+    $path = Join-Path $StatsRoot $Name
+    if (Test-Path $path) { Remove-Item $path -Recurse -Force }
+    (New-Item -ItemType Directory -Path $path).FullName
+}
+
+# pid -> requests answered so far, as the app's processes last wrote them.
+function Get-RequestCounts([string] $Folder) {
+    $counts = @{}
+    foreach ($file in Get-ChildItem -Path $Folder -File) {
+        $text = Get-Content -Raw -Path $file.FullName -ErrorAction SilentlyContinue
+        if ($text -match '^\d+$') { $counts[[int]$file.Name] = [long]$text }
+    }
+    $counts
+}
+
+Add-Type -TypeDefinition @'
+using System;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http;
+using System.Threading.Tasks;
+
+public static class BenchProbe
+{
+    // Asks url over a fresh connection every few milliseconds; returns the clock's reading at the first 200,
+    // or -1 once timeoutMs has passed on the clock.
+    public static Task<double> FirstOkAsync(string url, Stopwatch clock, int timeoutMs)
+    {
+        return Task.Run(async () =>
+        {
+            var handler = new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.Zero };
+            using (var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(2) })
+            {
+                while (clock.ElapsedMilliseconds < timeoutMs)
+                {
+                    try
+                    {
+                        using (var request = new HttpRequestMessage(HttpMethod.Get, url))
+                        {
+                            request.Headers.ConnectionClose = true;
+                            using (var response = await client.SendAsync(request).ConfigureAwait(false))
+                            {
+                                if (response.StatusCode == HttpStatusCode.OK)
+                                {
+                                    return clock.Elapsed.TotalMilliseconds;
+                                }
+                            }
+                        }
+                    }
+                    catch (HttpRequestException)
+                    {
+                    }
+                    catch (TaskCanceledException)
+                    {
+                    }
+
+                    await Task.Delay(5).ConfigureAwait(false);
+                }
+
+                return -1.0;
+            }
+        });
+    }
+}
+'@
+
+function Wait-FirstOk {
+    param([string] $Url, [int] $TimeoutSeconds = 30)
+    $clock = [System.Diagnostics.Stopwatch]::StartNew()
+    $elapsed = [BenchProbe]::FirstOkAsync($Url, $clock, $TimeoutSeconds * 1000).GetAwaiter().GetResult()
+    if ($elapsed -lt 0) { throw "$Url did not answer 200 within $TimeoutSeconds s." }
+}
+
+#endregion
+
+#region Tools
+
+function Install-BenchTools {
+    $installed = Join-Path $Pm2Prefix 'node_modules/pm2/package.json'
+    $haveVersion = if (Test-Path $installed) { (Get-Content -Raw $installed | ConvertFrom-Json).version } else { $null }
+    if ($haveVersion -ne $Pm2Version) {
+        Write-Step "Installing pm2@$Pm2Version into $Pm2Prefix"
+        $null = New-Item -ItemType Directory -Force -Path $Pm2Prefix
+        $null = Invoke-Checked npm @('install', '--prefix', $Pm2Prefix, '--no-audit', '--no-fund', '--loglevel', 'error', "pm2@$Pm2Version")
+    }
+
+    if (-not (Get-Command wrk -CommandType Application -ErrorAction SilentlyContinue)) {
+        if (-not $IsLinux -or -not (Get-Command apt-get -CommandType Application -ErrorAction SilentlyContinue)) {
+            throw 'wrk is not on PATH and cannot be installed here (no apt-get). Install wrk, then run the benchmark again.'
+        }
+        Write-Step 'Installing wrk (apt-get)'
+        $null = Invoke-Checked apt-get @('update', '-qq')
+        $null = Invoke-Checked apt-get @('install', '-y', '-qq', 'wrk')
+    }
+}
+
+#endregion
+
+#region PM2
+
+# Runs the PM2 command line as a user would (a new node process per call), bounded in time.
+function Invoke-Pm2 {
+    param([string[]] $Arguments, [int] $TimeoutSeconds = 60, [switch] $AllowFailure)
+
+    $script:Pm2Used = $true
+    $start = [System.Diagnostics.ProcessStartInfo]::new((Get-Command node -CommandType Application | Select-Object -First 1).Source)
+    $start.ArgumentList.Add($Pm2Cli)
+    foreach ($argument in $Arguments) { $start.ArgumentList.Add($argument) }
+    $start.RedirectStandardOutput = $true
+    $start.RedirectStandardError = $true
+    $start.UseShellExecute = $false
+    $start.Environment['PM2_HOME'] = $Pm2Home
+    $start.Environment['FORCE_COLOR'] = '0'
+
+    $clock = [System.Diagnostics.Stopwatch]::StartNew()
+    $process = [System.Diagnostics.Process]::Start($start)
+    try {
+        $stdout = $process.StandardOutput.ReadToEndAsync()
+        $stderr = $process.StandardError.ReadToEndAsync()
+        if (-not $process.WaitForExit($TimeoutSeconds * 1000)) {
+            $process.Kill($true)
+            throw "'pm2 $($Arguments -join ' ')' did not finish within $TimeoutSeconds s."
+        }
+        $process.WaitForExit()
+        $elapsed = $clock.Elapsed.TotalMilliseconds
+        if ($process.ExitCode -and -not $AllowFailure) {
+            throw "'pm2 $($Arguments -join ' ')' failed with exit code $($process.ExitCode): $($stderr.Result)$($stdout.Result)"
+        }
+        [pscustomobject]@{ Output = $stdout.Result; ElapsedMs = $elapsed; ExitCode = $process.ExitCode }
+    }
+    finally {
+        $process.Dispose()
+    }
+}
+
+function Get-Pm2DaemonId {
+    $file = Join-Path $Pm2Home 'pm2.pid'
+    if (-not (Test-Path $file)) { return $null }
+    $id = (Get-Content -Raw $file).Trim() -as [int]
+    if ($id -and (Test-ProcessRunning $id)) { $id } else { $null }
+}
+
+function Get-Pm2Processes {
+    $json = (Invoke-Pm2 @('jlist')).Output
+    # jlist prints the array on its last line; anything before it is a notice.
+    $line = ($json -split "`n" | Where-Object { $_.TrimStart().StartsWith('[') } | Select-Object -Last 1)
+    @($line | ConvertFrom-Json)
+}
+
+function Start-Pm2App {
+    param([string] $Name, [int] $Port, [string] $StatsFolder)
+    $env:PORT = $Port
+    $env:BENCH_STATS_DIR = $StatsFolder
+    try {
+        $null = Invoke-Pm2 @('start', $AppScript, '-i', $InstanceCount, '--name', $Name)
+    }
+    finally {
+        Remove-Item Env:PORT, Env:BENCH_STATS_DIR -ErrorAction SilentlyContinue
+    }
+    Wait-FirstOk "http://127.0.0.1:$Port/"
+}
+
+# Stops the daemon and every app it runs; the daemon's pid file names the process if 'pm2 kill' fails.
+function Stop-Pm2 {
+    if (-not (Test-Path $Pm2Home)) { return }
+    $daemon = Get-Pm2DaemonId
+    try {
+        $null = Invoke-Pm2 @('kill') -TimeoutSeconds 30 -AllowFailure
+    }
+    catch {
+        Write-Warning "pm2 kill failed: $($_.Exception.Message)"
+    }
+    if ($daemon -and -not (Wait-ProcessExit $daemon)) {
+        Write-Warning "The PM2 daemon (pid $daemon) is still running after 'pm2 kill'; killing it."
+        Stop-Process -Id $daemon -Force -ErrorAction SilentlyContinue
+    }
+}
+
+#endregion
+
+#region Cluster
+
+function Enter-ClusterHome {
+    # Short, so the host's Unix socket path stays within its limit.
+    $path = Join-Path ([IO.Path]::GetTempPath()) ('clb-' + [guid]::NewGuid().ToString('n').Substring(0, 10))
+    $null = New-Item -ItemType Directory -Path $path
+    $script:ClusterHomes.Add($path)
+    $env:CLUSTER_HOME = $path
+    $path
+}
+
+# The host serving a CLUSTER_HOME, found by its command line (its lock file is not readable while it runs).
+function Get-ClusterHostIds([string] $Path) {
+    $suffix = "--home $Path"
+    @(Get-Process -ErrorAction SilentlyContinue |
+            Where-Object { $_.ProcessName -like 'cluster-host*' -or $_.ProcessName -eq 'dotnet' } |
+            Where-Object { $_.CommandLine -and $_.CommandLine.TrimEnd().EndsWith($suffix) -and (Test-ProcessRunning $_.Id) } |
+            ForEach-Object { $_.Id })
+}
+
+# Stops the host of a CLUSTER_HOME and its apps (killing the host if it does not stop), keeps its logs, and
+# removes the folder.
+function Exit-ClusterHome([string] $Path) {
+    $previous = $env:CLUSTER_HOME
+    $env:CLUSTER_HOME = $Path
+    try {
+        $hostIds = Get-ClusterHostIds $Path
+        if ($hostIds) {
+            for ($attempt = 1; $attempt -le 2; $attempt++) {
+                try {
+                    Stop-ClusterHost -Confirm:$false
+                    break
+                }
+                catch {
+                    Write-Warning "Stop-ClusterHost failed for $Path (attempt $attempt): $($_.Exception.Message)"
+                }
+            }
+            foreach ($id in $hostIds) {
+                if (-not (Wait-ProcessExit $id)) {
+                    Write-Warning "The Cluster host (pid $id) is still running after Stop-ClusterHost; killing it (its Node primaries exit with it)."
+                    Stop-Process -Id $id -Force -ErrorAction SilentlyContinue
+                }
+            }
+        }
+        $logs = Join-Path $Path 'logs'
+        if (Test-Path $logs) {
+            Copy-Item $logs (Join-Path $LogRoot "cluster-$(Split-Path $Path -Leaf)") -Recurse -Force -ErrorAction SilentlyContinue
+        }
+        Remove-Item $Path -Recurse -Force -ErrorAction SilentlyContinue
+        $null = $script:ClusterHomes.Remove($Path)
+    }
+    finally {
+        $env:CLUSTER_HOME = if ($previous -eq $Path) { $null } else { $previous }
+    }
+}
+
+function Start-BenchClusterApp {
+    param([string] $Name, [int] $Port, [string] $StatsFolder, [string] $Scheduling = 'RoundRobin')
+    $app = Start-ClusterApp -Path $AppScript -Name $Name -Instances $InstanceCount -Scheduling $Scheduling `
+        -Environment @{ PORT = "$Port"; BENCH_STATS_DIR = $StatsFolder }
+    if (-not $app -or $app.OnlineCount -ne $InstanceCount) {
+        throw "Start-ClusterApp $Name did not bring $InstanceCount instances online."
+    }
+    Wait-FirstOk "http://127.0.0.1:$Port/"
+}
+
+#endregion
+
+#region wrk
+
+function Start-Wrk {
+    param([int] $Port, [switch] $NewConnections, [int] $Seconds, [string] $Label)
+    $start = [System.Diagnostics.ProcessStartInfo]::new((Get-Command wrk -CommandType Application | Select-Object -First 1).Source)
+    foreach ($argument in @('-t1', '-c16', "-d$($Seconds)s", '--latency', '-s', $WrkScript)) { $start.ArgumentList.Add($argument) }
+    if ($NewConnections) {
+        $start.ArgumentList.Add('-H')
+        $start.ArgumentList.Add('Connection: close')
+    }
+    $start.ArgumentList.Add("http://127.0.0.1:$Port/")
+    $start.RedirectStandardOutput = $true
+    $start.RedirectStandardError = $true
+    $start.UseShellExecute = $false
+    $process = [System.Diagnostics.Process]::Start($start)
+    $script:WrkRuns.Add($process)
+    [pscustomobject]@{
+        Process = $process
+        Label = $Label
+        Options = "wrk -t1 -c16$(if ($NewConnections) { " -H 'Connection: close'" })"
+        Stdout = $process.StandardOutput.ReadToEndAsync()
+        Stderr = $process.StandardError.ReadToEndAsync()
+    }
+}
+
+# Waits for wrk to finish (its -d bounds it); -Now ends it early with SIGINT, on which wrk reports as usual.
+function Complete-Wrk {
+    param($Run, [switch] $Now)
+    $process = $Run.Process
+    if ($Now -and -not $process.HasExited) {
+        $null = Invoke-Checked (Get-Command kill -CommandType Application | Select-Object -First 1).Source @('-INT', "$($process.Id)")
+    }
+    if (-not $process.WaitForExit(30000 + 1000 * 200)) {
+        $process.Kill()
+        throw "wrk ($($Run.Label)) did not stop."
+    }
+    $process.WaitForExit()
+    $text = $Run.Stdout.Result
+    $null = $script:WrkRuns.Remove($process)
+    $safeLabel = $Run.Label -replace '[^A-Za-z0-9._-]+', '-'
+    Set-Content -Path (Join-Path $LogRoot "wrk-$safeLabel.txt") -Value ($text + $Run.Stderr.Result)
+    $process.Dispose()
+
+    $line = $text -split "`n" | Where-Object { $_ -like 'WRK_SUMMARY *' } | Select-Object -Last 1
+    if (-not $line) { throw "wrk ($($Run.Label)) printed no summary: $text $($Run.Stderr.Result)" }
+    $summary = $line.Substring('WRK_SUMMARY '.Length) | ConvertFrom-Json
+    $seconds = $summary.durationUs / 1e6
+    [pscustomobject]@{
+        Label = $Run.Label
+        Options = $Run.Options
+        Requests = [long]$summary.requests
+        Seconds = $seconds
+        RequestsPerSecond = if ($seconds -gt 0) { $summary.requests / $seconds } else { 0 }
+        Connect = [long]$summary.connect
+        Read = [long]$summary.read
+        Write = [long]$summary.write
+        Timeout = [long]$summary.timeout
+        Status = [long]$summary.status
+        Failed = [long]($summary.connect + $summary.read + $summary.write + $summary.timeout + $summary.status)
+        LatencyP50Ms = $summary.latencyP50Us / 1000
+        LatencyP99Ms = $summary.latencyP99Us / 1000
+    }
+}
+
+#endregion
+
+#region Measures
+
+function Measure-ColdStart {
+    $pm2 = [System.Collections.Generic.List[double]]::new()
+    $cluster = [System.Collections.Generic.List[double]]::new()
+    for ($i = 1; $i -le $ColdStarts; $i++) {
+        # PM2: no daemon -> 'pm2 start -i 2' (which starts the daemon) -> first 200.
+        Stop-Pm2
+        $port = Get-FreePort
+        $env:PORT = $port
+        $clock = [System.Diagnostics.Stopwatch]::StartNew()
+        $probe = [BenchProbe]::FirstOkAsync("http://127.0.0.1:$port/", $clock, 60000)
+        try {
+            $null = Invoke-Pm2 @('start', $AppScript, '-i', $InstanceCount, '--name', $AppName)
+        }
+        finally {
+            Remove-Item Env:PORT
+        }
+        $elapsed = $probe.GetAwaiter().GetResult()
+        if ($elapsed -lt 0) { throw 'PM2: no HTTP 200 within 60 s of pm2 start.' }
+        $pm2.Add($elapsed)
+        Stop-Pm2
+
+        # Cluster: no host -> Start-ClusterApp -Instances 2 (which starts the host) -> first 200.
+        $clusterHome = Enter-ClusterHome
+        try {
+            $port = Get-FreePort
+            $clock = [System.Diagnostics.Stopwatch]::StartNew()
+            $probe = [BenchProbe]::FirstOkAsync("http://127.0.0.1:$port/", $clock, 60000)
+            $null = Start-ClusterApp -Path $AppScript -Name $AppName -Instances $InstanceCount -Environment @{ PORT = "$port" }
+            $elapsed = $probe.GetAwaiter().GetResult()
+            if ($elapsed -lt 0) { throw 'Cluster: no HTTP 200 within 60 s of Start-ClusterApp.' }
+            $cluster.Add($elapsed)
+        }
+        finally {
+            Exit-ClusterHome $clusterHome
+        }
+        Write-Host ("    cold start {0}: PM2 {1:N0} ms, Cluster {2:N0} ms" -f $i, $pm2[-1], $cluster[-1])
+    }
+    [pscustomobject]@{ Pm2 = $pm2.ToArray(); Cluster = $cluster.ToArray() }
+}
+
+# RSS of the Cluster host and of the Node primaries behind the apps' workers.
+function Get-ClusterMemory {
+    $hostInfo = Get-ClusterHost
+    $workers = @(Get-ClusterApp | ForEach-Object { $_.Instances } | ForEach-Object { $_.Pid } | Where-Object { $_ })
+    $primaries = @($workers | ForEach-Object { Get-ParentId $_ } | Sort-Object -Unique)
+    $hostRss = Get-Rss $hostInfo.Pid
+    $primaryRss = @($primaries | ForEach-Object { Get-Rss $_ })
+    $workerRss = @($workers | ForEach-Object { Get-Rss $_ })
+    [pscustomobject]@{
+        HostRss = $hostRss
+        PrimaryCount = $primaries.Count
+        PrimaryRss = ($primaryRss | Measure-Object -Sum).Sum
+        Total = $hostRss + ($primaryRss | Measure-Object -Sum).Sum
+        WorkerCount = $workers.Count
+        WorkerRss = ($workerRss | Measure-Object -Sum).Sum
+    }
+}
+
+function Get-Pm2Memory {
+    $daemon = Get-Pm2DaemonId
+    if (-not $daemon) { throw 'The PM2 daemon is not running.' }
+    $workers = @(Get-Pm2Processes | ForEach-Object { $_.pid } | Where-Object { $_ })
+    $workerRss = @($workers | ForEach-Object { Get-Rss $_ })
+    [pscustomobject]@{
+        Total = Get-Rss $daemon
+        WorkerCount = $workers.Count
+        WorkerRss = ($workerRss | Measure-Object -Sum).Sum
+    }
+}
+
+function Measure-Memory5 {
+    $settle = 3
+    Stop-Pm2
+    $clusterHome = Enter-ClusterHome
+    try {
+        for ($n = 1; $n -le $MemoryAppCount; $n++) {
+            $port = Get-FreePort
+            Start-Pm2App -Name "mem$n" -Port $port -StatsFolder (New-StatsFolder "pm2-mem$n")
+            $port = Get-FreePort
+            Start-BenchClusterApp -Name "mem$n" -Port $port -StatsFolder (New-StatsFolder "cluster-mem$n")
+        }
+        Start-Sleep -Seconds $settle
+        [pscustomobject]@{ Pm2 = Get-Pm2Memory; Cluster = Get-ClusterMemory }
+    }
+    finally {
+        Stop-Pm2
+        Exit-ClusterHome $clusterHome
+    }
+}
+
+function Measure-ControlRoundTrip([string] $Name) {
+    # Get-ClusterApp in this already-open session: warm up, then time each call.
+    for ($i = 0; $i -lt 5; $i++) { $null = Get-ClusterApp }
+    $cluster = [System.Collections.Generic.List[double]]::new()
+    for ($i = 0; $i -lt $ControlSamples; $i++) {
+        $clock = [System.Diagnostics.Stopwatch]::StartNew()
+        $apps = @(Get-ClusterApp)
+        $cluster.Add($clock.Elapsed.TotalMilliseconds)
+        if ($apps.Count -lt 1) { throw 'Get-ClusterApp returned no app.' }
+    }
+    # pm2 jlist: a new process per call, as a user runs it.
+    $pm2 = [System.Collections.Generic.List[double]]::new()
+    for ($i = 0; $i -lt $JlistSamples; $i++) {
+        $run = Invoke-Pm2 @('jlist')
+        $pm2.Add($run.ElapsedMs)
+    }
+    [pscustomobject]@{ Pm2 = $pm2.ToArray(); Cluster = $cluster.ToArray() }
+}
+
+function Measure-Throughput {
+    param([System.Collections.IDictionary] $Targets, [switch] $NewConnections)
+    $mode = if ($NewConnections) { 'close' } else { 'keepalive' }
+    $results = [ordered]@{}
+    foreach ($key in $Targets.Keys) {
+        $target = $Targets[$key]
+        $before = Get-RequestCounts $target.Stats
+        $run = Start-Wrk -Port $target.Port -NewConnections:$NewConnections -Seconds $LoadSeconds -Label "throughput-$key-$mode"
+        $result = Complete-Wrk $run
+        Start-Sleep -Milliseconds 500   # the app writes its counts every 200 ms
+        $after = Get-RequestCounts $target.Stats
+        $shares = foreach ($processId in $after.Keys) {
+            $delta = $after[$processId] - $(if ($before.ContainsKey($processId)) { $before[$processId] } else { 0 })
+            if ($delta -gt 0) { [pscustomobject]@{ Pid = $processId; Requests = $delta } }
+        }
+        $result | Add-Member -NotePropertyName Distribution -NotePropertyValue @($shares | Sort-Object Requests -Descending)
+        $results[$key] = $result
+        Write-Host ("    {0,-14} {1,-9} {2,8:N0} req/s, {3} failed, spread {4}" -f $key, $mode, $result.RequestsPerSecond, $result.Failed, (Format-Distribution $result.Distribution))
+    }
+    $results
+}
+
+function Measure-ReloadTime {
+    param([string] $Name)
+    $pm2 = [System.Collections.Generic.List[double]]::new()
+    $cluster = [System.Collections.Generic.List[double]]::new()
+    for ($i = 0; $i -lt $ReloadSamples; $i++) {
+        $pm2.Add((Invoke-Pm2 @('reload', $Name)).ElapsedMs)
+        $clock = [System.Diagnostics.Stopwatch]::StartNew()
+        $null = Invoke-ClusterReload -Name $Name
+        $cluster.Add($clock.Elapsed.TotalMilliseconds)
+    }
+    [pscustomobject]@{ Pm2 = $pm2.ToArray(); Cluster = $cluster.ToArray() }
+}
+
+# wrk runs (bounded by -d) while the app is reloaded $Reloads times back to back; then wrk is stopped.
+function Measure-ReloadUnderLoad {
+    param([string] $Tool, [int] $Port, [string] $Name, [switch] $NewConnections)
+    $mode = if ($NewConnections) { 'close' } else { 'keepalive' }
+    $bound = 30 + 20 * $Reloads
+    $run = Start-Wrk -Port $Port -NewConnections:$NewConnections -Seconds $bound -Label "reload-$Tool-$mode"
+    $times = [System.Collections.Generic.List[double]]::new()
+    $reloadErrors = [System.Collections.Generic.List[string]]::new()
+    try {
+        Start-Sleep -Seconds 1
+        for ($i = 0; $i -lt $Reloads; $i++) {
+            $clock = [System.Diagnostics.Stopwatch]::StartNew()
+            try {
+                if ($Tool -eq 'pm2') {
+                    $null = Invoke-Pm2 @('reload', $Name)
+                }
+                else {
+                    $null = Invoke-ClusterReload -Name $Name
+                }
+            }
+            catch {
+                $reloadErrors.Add($_.Exception.Message)
+            }
+            $times.Add($clock.Elapsed.TotalMilliseconds)
+        }
+        Start-Sleep -Seconds 1
+    }
+    finally {
+        $result = Complete-Wrk $run -Now
+    }
+    $result | Add-Member -NotePropertyName ReloadTimes -NotePropertyValue $times.ToArray()
+    $result | Add-Member -NotePropertyName ReloadErrors -NotePropertyValue $reloadErrors.ToArray()
+    Write-Host ("    {0,-8} {1,-9} {2} reloads, {3:N0} requests, {4} failed (connect {5}, read {6}, write {7}, timeout {8}, HTTP {9}){10}" -f `
+            $Tool, $mode, $times.Count, $result.Requests, $result.Failed, $result.Connect, $result.Read, $result.Write, $result.Timeout, $result.Status, `
+        $(if ($reloadErrors.Count) { ", $($reloadErrors.Count) reload(s) failed" }))
+    $result
+}
+
+#endregion
+
+#region Report
+
+function Format-Ms([double] $Value) {
+    if ([double]::IsNaN($Value)) { return 'n/a' }
+    if ($Value -lt 10) { return '{0:N2} ms' -f $Value }
+    if ($Value -lt 100) { return '{0:N1} ms' -f $Value }
+    '{0:N0} ms' -f $Value
+}
+
+function Format-MB([double] $Bytes) { '{0:N1} MB' -f ($Bytes / $MiB) }
+
+function Format-Distribution($Shares) {
+    $shares = @($Shares)
+    $total = ($shares | Measure-Object -Property Requests -Sum).Sum
+    if (-not $total) { return 'n/a' }
+    ($shares | ForEach-Object { '{0:N0}%' -f (100 * $_.Requests / $total) }) -join ' / '
+}
+
+function Format-Failed($Result) {
+    $parts = @()
+    foreach ($kind in 'Connect', 'Read', 'Write', 'Timeout') {
+        if ($Result.$kind) { $parts += "$($kind.ToLowerInvariant()) $($Result.$kind)" }
+    }
+    if ($Result.Status) { $parts += "HTTP $($Result.Status)" }
+    $detail = if ($parts) { " ($($parts -join ', '))" } else { '' }
+    '{0:N0} of {1:N0}{2}' -f $Result.Failed, $Result.Requests, $detail
+}
+
+function New-Row {
+    param([string] $Measure, [string] $Pm2, [string] $Cluster, [double] $Ratio = [double]::NaN, [string] $Target = '—', [object] $Met = $null)
+    [pscustomobject]@{
+        Measure = $Measure
+        PM2 = $Pm2
+        Cluster = $Cluster
+        Ratio = if ([double]::IsNaN($Ratio)) { '—' } else { '{0:N3}' -f $Ratio }
+        Target = $Target
+        'Met?' = if ($null -eq $Met) { '—' } elseif ($Met) { 'yes' } else { '**no**' }
+    }
+}
+
+function ConvertTo-MarkdownTable($Rows) {
+    $rows = @($Rows)
+    $columns = @($rows[0].PSObject.Properties.Name)
+    $lines = [System.Collections.Generic.List[string]]::new()
+    $lines.Add('| ' + ($columns -join ' | ') + ' |')
+    $lines.Add('|' + (($columns | ForEach-Object { '---' }) -join '|') + '|')
+    foreach ($row in $rows) {
+        $lines.Add('| ' + (($columns | ForEach-Object { ("$($row.$_)") -replace '\|', '\|' }) -join ' | ') + ' |')
+    }
+    $lines -join "`n"
+}
+
+function Get-EnvironmentFacts {
+    $cpuModel = if (Test-Path /proc/cpuinfo) {
+        (Select-String -Path /proc/cpuinfo -Pattern '^model name\s*:\s*(.+)$' | Select-Object -First 1).Matches[0].Groups[1].Value
+    }
+    $os = if (Test-Path /etc/os-release) {
+        (Select-String -Path /etc/os-release -Pattern '^PRETTY_NAME="?([^"]+)"?' | Select-Object -First 1).Matches[0].Groups[1].Value
+    }
+    else { [System.Runtime.InteropServices.RuntimeInformation]::OSDescription }
+    $kernel = if ($IsLinux) { (Invoke-Checked uname @('-r')) -join '' } else { '' }
+    $wrkVersion = (& wrk -v 2>&1 | Select-Object -First 1) -replace '\s+Copyright.*$', ''
+    $module = Get-Module Cluster
+    $commit = & git -C $RepoRoot rev-parse --short HEAD 2>$null
+    [ordered]@{
+        Date = (Get-Date).ToUniversalTime().ToString('yyyy-MM-dd HH:mm') + ' UTC'
+        CPUs = "$([Environment]::ProcessorCount)$(if ($cpuModel) { " × $cpuModel" })"
+        OS = "$os$(if ($kernel) { ", kernel $kernel" })"
+        Node = (Invoke-Checked node @('--version')) -join ''
+        PM2 = (Get-Content -Raw (Join-Path $Pm2Prefix 'node_modules/pm2/package.json') | ConvertFrom-Json).version
+        wrk = "$wrkVersion"
+        Cluster = "$($module.Version)$(if ($commit) { " (commit $commit)" })"
+        PowerShell = "$($PSVersionTable.PSVersion)"
+    }
+}
+
+function Get-LoadAverage {
+    if (Test-Path /proc/loadavg) { ((Get-Content -Raw /proc/loadavg) -split ' ')[0..2] -join ' ' } else { 'n/a' }
+}
+
+#endregion
+
+#region Run
+
+$runClock = [System.Diagnostics.Stopwatch]::StartNew()
+$null = New-Item -ItemType Directory -Force -Path $WorkRoot, $StatsRoot, $LogRoot
+Get-ChildItem -Path $LogRoot | Remove-Item -Recurse -Force
+Install-BenchTools
+Import-Module $ModulePath -Force
+$env:NO_COLOR = '1'
+$facts = Get-EnvironmentFacts
+$loadBefore = Get-LoadAverage
+Write-Step "Benchmarking Cluster $($facts.Cluster) against PM2 $($facts.PM2) (load average $loadBefore)"
+
+# A measure that fails is reported as failed; the others still run.
+$results = @{}
+$failures = @{}
+function Invoke-Measure {
+    param([string] $Name, [scriptblock] $Body)
+    try {
+        $results[$Name] = & $Body
+    }
+    catch {
+        $failures[$Name] = "$($_.Exception.Message)"
+        Write-Warning "$Name failed: $($_.Exception.Message)"
+    }
+}
+
+$mainHome = $null
+try {
+    Stop-Pm2
+
+    Write-Step "Cold start: nothing running -> $InstanceCount instances -> first HTTP 200 ($ColdStarts each)"
+    Invoke-Measure ColdStart { Measure-ColdStart }
+
+    Write-Step "Starting '$AppName' ($InstanceCount instances) under PM2 and under Cluster (RoundRobin)"
+    $pm2Port = Get-FreePort
+    $pm2Stats = New-StatsFolder 'pm2'
+    Start-Pm2App -Name $AppName -Port $pm2Port -StatsFolder $pm2Stats
+    $mainHome = Enter-ClusterHome
+    $clusterPort = Get-FreePort
+    $clusterStats = New-StatsFolder 'cluster-rr'
+    Start-BenchClusterApp -Name $AppName -Port $clusterPort -StatsFolder $clusterStats -Scheduling RoundRobin
+    Start-Sleep -Seconds 3
+
+    Write-Step 'Memory with 1 app'
+    Invoke-Measure Memory1 { [pscustomobject]@{ Pm2 = Get-Pm2Memory; Cluster = Get-ClusterMemory } }
+
+    Write-Step "Control round trip: Get-ClusterApp x $ControlSamples in this session, pm2 jlist x $JlistSamples"
+    Invoke-Measure Control { Measure-ControlRoundTrip $AppName }
+
+    Write-Step "Throughput: wrk -t1 -c16 -d$($LoadSeconds)s, keep-alive and 'Connection: close'"
+    $sharedPort = Get-FreePort
+    $sharedStats = New-StatsFolder 'cluster-shared'
+    Start-BenchClusterApp -Name $SharedAppName -Port $sharedPort -StatsFolder $sharedStats -Scheduling Shared
+    $targets = [ordered]@{
+        pm2 = @{ Port = $pm2Port; Stats = $pm2Stats }
+        'cluster-rr' = @{ Port = $clusterPort; Stats = $clusterStats }
+        'cluster-shared' = @{ Port = $sharedPort; Stats = $sharedStats }
+    }
+    Invoke-Measure ThroughputKeepAlive { Measure-Throughput -Targets $targets }
+    Invoke-Measure ThroughputClose { Measure-Throughput -Targets $targets -NewConnections }
+    Remove-ClusterApp -Name $SharedAppName -Confirm:$false
+
+    Write-Step "Reload wall time, $InstanceCount instances, no load ($ReloadSamples each)"
+    Invoke-Measure ReloadTime { Measure-ReloadTime $AppName }
+
+    Write-Step "Failed requests during $Reloads reloads under wrk -t1 -c16"
+    Invoke-Measure ReloadPm2KeepAlive { Measure-ReloadUnderLoad -Tool pm2 -Port $pm2Port -Name $AppName }
+    Invoke-Measure ReloadClusterKeepAlive { Measure-ReloadUnderLoad -Tool cluster -Port $clusterPort -Name $AppName }
+    Invoke-Measure ReloadPm2Close { Measure-ReloadUnderLoad -Tool pm2 -Port $pm2Port -Name $AppName -NewConnections }
+    Invoke-Measure ReloadClusterClose { Measure-ReloadUnderLoad -Tool cluster -Port $clusterPort -Name $AppName -NewConnections }
+
+    Stop-Pm2
+    Exit-ClusterHome $mainHome
+    $mainHome = $null
+
+    Write-Step "Memory with $MemoryAppCount apps ($InstanceCount instances each)"
+    Invoke-Measure Memory5 { Measure-Memory5 }
+}
+finally {
+    foreach ($process in @($script:WrkRuns)) {
+        if (-not $process.HasExited) { $process.Kill() }
+    }
+    if ($script:Pm2Used) { Stop-Pm2 }
+    foreach ($path in @($script:ClusterHomes)) { Exit-ClusterHome $path }
+    if (Test-Path $StatsRoot) { Remove-Item $StatsRoot -Recurse -Force -ErrorAction SilentlyContinue }
+}
+$loadAfter = Get-LoadAverage
+
+#endregion
+
+#region Table
+
+# True when every named measure produced a result; otherwise a row that says which failed and why.
+function Test-Measured {
+    param([string[]] $Names, [string] $Measure, [string] $Target = '—', [System.Collections.Generic.List[object]] $Into)
+    $missing = @($Names | Where-Object { -not $results.ContainsKey($_) })
+    if (-not $missing) { return $true }
+    $why = ($missing | ForEach-Object { "$_ failed: $(if ($failures.ContainsKey($_)) { $failures[$_] } else { 'not run' })" }) -join '; '
+    $Into.Add((New-Row -Measure $Measure -Pm2 'not measured' -Cluster $why -Target $Target -Met $(if ($Target -eq '—') { $null } else { $false })))
+    $false
+}
+
+$rows = [System.Collections.Generic.List[object]]::new()
+foreach ($case in @(
+        @{ Label = 'keep-alive'; Pm2 = 'ReloadPm2KeepAlive'; Cluster = 'ReloadClusterKeepAlive' }
+        @{ Label = "'Connection: close'"; Pm2 = 'ReloadPm2Close'; Cluster = 'ReloadClusterClose' })) {
+    $measure = "Failed requests during $Reloads reloads, wrk -t1 -c16, $($case.Label)"
+    if (Test-Measured @($case.Pm2, $case.Cluster) $measure 'Cluster: 0' $rows) {
+        $pm2Run = $results[$case.Pm2]
+        $clusterRun = $results[$case.Cluster]
+        $clusterText = (Format-Failed $clusterRun) + $(if ($clusterRun.ReloadErrors.Count) { "; $($clusterRun.ReloadErrors.Count) reload(s) failed" })
+        $rows.Add((New-Row -Measure $measure -Pm2 (Format-Failed $pm2Run) -Cluster $clusterText `
+                    -Target 'Cluster: 0' -Met ($clusterRun.Failed -eq 0 -and $clusterRun.ReloadErrors.Count -eq 0)))
+    }
+}
+
+$measure = "Reload wall time, $InstanceCount instances, no load (median of $ReloadSamples)"
+if (Test-Measured @('ReloadTime') $measure '—' $rows) {
+    $pm2Reload = Get-Median $results.ReloadTime.Pm2
+    $clusterReload = Get-Median $results.ReloadTime.Cluster
+    $rows.Add((New-Row -Measure $measure -Pm2 (Format-Ms $pm2Reload) -Cluster (Format-Ms $clusterReload) -Ratio ($clusterReload / $pm2Reload)))
+}
+
+$measure = "Cold start to first HTTP 200, $InstanceCount instances (median of $ColdStarts)"
+if (Test-Measured @('ColdStart') $measure '≤ 0.5' $rows) {
+    $pm2Cold = Get-Median $results.ColdStart.Pm2
+    $clusterCold = Get-Median $results.ColdStart.Cluster
+    $rows.Add((New-Row -Measure $measure -Pm2 (Format-Ms $pm2Cold) -Cluster (Format-Ms $clusterCold) -Ratio ($clusterCold / $pm2Cold) `
+                -Target '≤ 0.5' -Met (($clusterCold / $pm2Cold) -le 0.5)))
+}
+
+$measure = "Control round trip: pm2 jlist (median of $JlistSamples) vs Get-ClusterApp (median of $ControlSamples)"
+if (Test-Measured @('Control') $measure '≤ 0.02 (1/50)' $rows) {
+    $pm2Control = Get-Median $results.Control.Pm2
+    $clusterControl = Get-Median $results.Control.Cluster
+    $rows.Add((New-Row -Measure $measure -Pm2 (Format-Ms $pm2Control) -Cluster (Format-Ms $clusterControl) -Ratio ($clusterControl / $pm2Control) `
+                -Target '≤ 0.02 (1/50)' -Met (($clusterControl / $pm2Control) -le 0.02)))
+}
+
+foreach ($case in @(
+        @{ Label = 'keep-alive'; Name = 'ThroughputKeepAlive'; Target = 1.0 }
+        @{ Label = 'new connection per request'; Name = 'ThroughputClose'; Target = 2.0 })) {
+    foreach ($policy in 'cluster-rr', 'cluster-shared') {
+        $policyName = if ($policy -eq 'cluster-rr') { 'RoundRobin' } else { 'Shared' }
+        $target = '≥ {0:N1}' -f $case.Target
+        $measure = "Throughput, wrk -t1 -c16 -d$($LoadSeconds)s, $($case.Label), Cluster -Scheduling $policyName (req/s)"
+        if (Test-Measured @($case.Name) $measure $target $rows) {
+            $pm2Rps = $results[$case.Name]['pm2'].RequestsPerSecond
+            $rps = $results[$case.Name][$policy].RequestsPerSecond
+            $rows.Add((New-Row -Measure $measure -Pm2 ('{0:N0}' -f $pm2Rps) -Cluster ('{0:N0}' -f $rps) -Ratio ($rps / $pm2Rps) `
+                        -Target $target -Met (($rps / $pm2Rps) -ge $case.Target)))
+        }
+    }
+}
+
+$memoryCases = @(
+    @{ Label = '1 app'; Name = 'Memory1' }
+    @{ Label = "$MemoryAppCount apps"; Name = 'Memory5' })
+foreach ($case in $memoryCases) {
+    $measure = "Memory, $($case.Label) × $InstanceCount instances: PM2 daemon vs Cluster host + Node primaries (RSS)"
+    if (Test-Measured @($case.Name) $measure '≤ 1.0' $rows) {
+        $pm2Bytes = $results[$case.Name].Pm2.Total
+        $cluster = $results[$case.Name].Cluster
+        $rows.Add((New-Row -Measure $measure -Pm2 (Format-MB $pm2Bytes) `
+                    -Cluster ("{0} (host {1} + {2} primaries {3})" -f (Format-MB $cluster.Total), (Format-MB $cluster.HostRss), $cluster.PrimaryCount, (Format-MB $cluster.PrimaryRss)) `
+                    -Ratio ($cluster.Total / $pm2Bytes) -Target '≤ 1.0' -Met (($cluster.Total / $pm2Bytes) -le 1.0)))
+    }
+}
+foreach ($case in $memoryCases) {
+    if ($results.ContainsKey($case.Name)) {
+        $data = $results[$case.Name]
+        $rows.Add((New-Row -Measure "Worker RSS, $($case.Label) ($($data.Cluster.WorkerCount) workers; for information)" `
+                    -Pm2 (Format-MB $data.Pm2.WorkerRss) -Cluster (Format-MB $data.Cluster.WorkerRss) -Ratio ($data.Cluster.WorkerRss / $data.Pm2.WorkerRss)))
+    }
+}
+
+$distribution = [System.Collections.Generic.List[object]]::new()
+foreach ($case in @(
+        @{ Label = 'keep-alive'; Name = 'ThroughputKeepAlive' }
+        @{ Label = 'new connection per request'; Name = 'ThroughputClose' })) {
+    if (-not $results.ContainsKey($case.Name)) { continue }
+    foreach ($entry in @(
+            @{ Key = 'pm2'; Name = 'PM2 (cluster mode, round-robin)' }
+            @{ Key = 'cluster-rr'; Name = 'Cluster -Scheduling RoundRobin' }
+            @{ Key = 'cluster-shared'; Name = 'Cluster -Scheduling Shared' })) {
+        $run = $results[$case.Name][$entry.Key]
+        $distribution.Add([pscustomobject]@{
+                Load = $case.Label
+                Scheduler = $entry.Name
+                'req/s' = '{0:N0}' -f $run.RequestsPerSecond
+                'Share per instance' = Format-Distribution $run.Distribution
+                'Requests per instance' = (@($run.Distribution) | ForEach-Object { '{0:N0}' -f $_.Requests }) -join ' / '
+                'p50 / p99 latency' = ('{0} / {1}' -f (Format-Ms $run.LatencyP50Ms), (Format-Ms $run.LatencyP99Ms))
+                Failed = $run.Failed
+            })
+    }
+}
+
+$reloadRuns = [System.Collections.Generic.List[object]]::new()
+foreach ($entry in @(
+        @{ Tool = 'PM2 (pm2 reload)'; Name = 'ReloadPm2KeepAlive'; Load = 'keep-alive' }
+        @{ Tool = 'Cluster (Invoke-ClusterReload)'; Name = 'ReloadClusterKeepAlive'; Load = 'keep-alive' }
+        @{ Tool = 'PM2 (pm2 reload)'; Name = 'ReloadPm2Close'; Load = "'Connection: close'" }
+        @{ Tool = 'Cluster (Invoke-ClusterReload)'; Name = 'ReloadClusterClose'; Load = "'Connection: close'" })) {
+    if (-not $results.ContainsKey($entry.Name)) { continue }
+    $run = $results[$entry.Name]
+    $reloadRuns.Add([pscustomobject]@{
+            Tool = $entry.Tool
+            Load = $entry.Load
+            Reloads = "$($run.ReloadTimes.Count)$(if ($run.ReloadErrors.Count) { " ($($run.ReloadErrors.Count) failed)" })"
+            'Reload time, median (max)' = ('{0} ({1})' -f (Format-Ms (Get-Median $run.ReloadTimes)), (Format-Ms (($run.ReloadTimes | Measure-Object -Maximum).Maximum)))
+            'wrk run' = ('{0:N1} s, {1:N0} requests' -f $run.Seconds, $run.Requests)
+            'Socket errors (connect/read/write/timeout)' = ('{0}/{1}/{2}/{3}' -f $run.Connect, $run.Read, $run.Write, $run.Timeout)
+            'HTTP errors' = $run.Status
+        })
+}
+
+$notes = [System.Collections.Generic.List[string]]::new()
+if ($results.ContainsKey('Memory1') -and $results.ContainsKey('Memory5')) {
+    $m1 = $results.Memory1
+    $m5 = $results.Memory5
+    $perPrimary = if ($m5.Cluster.PrimaryCount) { $m5.Cluster.PrimaryRss / $m5.Cluster.PrimaryCount } else { 0 }
+    $notes.Add(('Memory: the Cluster host itself is {0} with 1 app and {1} with {2} apps; Cluster runs one Node primary per app, {3} each on average ({4} for {5} primaries), while PM2 keeps every app in its one daemon ({6} with 1 app, {7} with {2}).' -f `
+                (Format-MB $m1.Cluster.HostRss), (Format-MB $m5.Cluster.HostRss), $MemoryAppCount, (Format-MB $perPrimary), (Format-MB $m5.Cluster.PrimaryRss), $m5.Cluster.PrimaryCount, (Format-MB $m1.Pm2.Total), (Format-MB $m5.Pm2.Total)))
+}
+foreach ($name in 'ReloadClusterKeepAlive', 'ReloadClusterClose', 'ReloadPm2KeepAlive', 'ReloadPm2Close') {
+    if (-not $results.ContainsKey($name)) { continue }
+    foreach ($message in $results[$name].ReloadErrors | Select-Object -Unique) {
+        $notes.Add("A reload failed during $name`: $message")
+    }
+}
+foreach ($name in $failures.Keys | Sort-Object) {
+    $notes.Add("The measure $name failed: $($failures[$name])")
+}
+$notes.Add("Machine load average (1/5/15 min): $loadBefore before the run, $loadAfter after it, on $([Environment]::ProcessorCount) CPUs. Other work on the machine makes throughput and timings noisier; failed-request counts and memory depend little on it.")
+
+$table = ConvertTo-MarkdownTable $rows
+$sections = [System.Collections.Generic.List[string]]::new()
+$sections.Add(@"
+# Benchmarks: Cluster and PM2 side by side
+
+Generated by ``dotnet pwsh ./build.ps1 -Task Bench`` (bench/Invoke-Benchmark.ps1). Both tools run the same app,
+bench/app.js, with $InstanceCount instances on 127.0.0.1, on the same machine, in one run. Ratios are **Cluster ÷ PM2**:
+below 1 is better for times and memory, above 1 is better for throughput.
+
+| | |
+|---|---|
+$(($facts.GetEnumerator() | ForEach-Object { "| $($_.Key) | $($_.Value) |" }) -join "`n")
+
+## Results
+
+$table
+"@)
+if ($distribution.Count) {
+    $sections.Add(@"
+## Distribution of requests across instances
+
+Each instance counts the requests it answered; the shares are per process, largest first.
+
+$(ConvertTo-MarkdownTable $distribution)
+"@)
+}
+if ($reloadRuns.Count) {
+    $sections.Add(@"
+## Reloads under load
+
+$(ConvertTo-MarkdownTable $reloadRuns)
+"@)
+}
+$sections.Add(@"
+## How each measure is taken
+
+- **Failed requests**: wrk runs (``-t1 -c16``, bounded by ``-d``) while the app is reloaded $Reloads times back to back
+  (``pm2 reload $AppName`` / ``Invoke-ClusterReload $AppName``), then is stopped. Failed = wrk's socket errors
+  (connect, read, write, timeout) + responses with an HTTP error status, from wrk's own summary (bench/wrk-summary.lua).
+  Run with keep-alive connections, and with ``-H 'Connection: close'`` (a new connection per request).
+- **Reload wall time**: ``pm2 reload`` as a process (what a user waits for) vs ``Invoke-ClusterReload`` in an open
+  session, with no load.
+- **Cold start**: nothing running (no PM2 daemon, no Cluster host) -> ``pm2 start app.js -i 2`` (a process; it starts
+  the daemon) / ``Start-ClusterApp app.js -Instances 2`` in an open session with the module imported (it starts the
+  host) -> the first HTTP 200, polled on a new connection every 5 ms from the start of the command.
+- **Control round trip**: ``Get-ClusterApp`` inside one pwsh session vs ``pm2 jlist`` as a new process per call, as a
+  user runs each; both with the same app running.
+- **Throughput**: wrk ``-t1 -c16 -d$($LoadSeconds)s``, with keep-alive and with ``-H 'Connection: close'``, one tool
+  after the other; wrk and the app share the machine's $([Environment]::ProcessorCount) CPUs.
+- **Memory**: resident set size (RSS) of idle apps after a 3 s settle: the PM2 God daemon (its pid file) vs the
+  Cluster host (``Get-ClusterHost``) plus its Node primaries (the parent processes of the workers). Worker RSS is
+  listed for information only: PM2 loads its agent into every worker, Cluster loads a small drain preload.
+
+## Notes
+
+$(($notes | ForEach-Object { "- $_" }) -join "`n")
+"@)
+$report = ($sections -join "`n`n") + "`n"
+
+Write-Host ''
+Write-Host $table
+if ($distribution.Count) { Write-Host ''; Write-Host (ConvertTo-MarkdownTable $distribution) }
+if ($reloadRuns.Count) { Write-Host ''; Write-Host (ConvertTo-MarkdownTable $reloadRuns) }
+foreach ($note in $notes) { Write-Host "- $note" }
+if ($ReportPath) {
+    $full = [IO.Path]::GetFullPath($ReportPath)
+    $null = New-Item -ItemType Directory -Force -Path (Split-Path $full)
+    Set-Content -Path $full -Value $report -Encoding utf8NoBOM -NoNewline
+    Write-Step "Wrote $full"
+}
+Write-Step ("Benchmark finished in {0:N0} s" -f $runClock.Elapsed.TotalSeconds)
+if ($failures.Count) {
+    throw "$($failures.Count) measure(s) failed: $($failures.Keys -join ', '). The report says why."
+}
+
+#endregion
