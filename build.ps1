@@ -416,7 +416,8 @@ function Invoke-DocsTask {
 }
 
 function Invoke-BenchTask {
-    throw 'The Bench task is not available yet'
+    if (-not $script:built) { Invoke-BuildTask; $script:built = $true }
+    Invoke-FreshPwsh (Join-Path $RepoRoot 'bench/Invoke-Benchmark.ps1') @('-ModulePath', (Join-Path $ModuleOut 'Cluster.psd1'))
 }
 
 function Invoke-SoakTask {
