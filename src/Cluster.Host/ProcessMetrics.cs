@@ -41,5 +41,18 @@ internal sealed class ProcessMetrics
         }
     }
 
+    public static long MemoryOf(int pid)
+    {
+        try
+        {
+            using Process process = Process.GetProcessById(pid);
+            return process.WorkingSet64;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            return 0;
+        }
+    }
+
     public void Forget(int pid) => _previous.TryRemove(pid, out _);
 }

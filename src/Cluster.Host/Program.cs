@@ -85,8 +85,10 @@ internal static partial class Program
         Task serving = server.RunAsync(stop.Token);
         Log.Information("Cluster host {Version} started: pid {Pid}, home {Home}, endpoint {Endpoint}", RequestHandler.Version, Environment.ProcessId, paths.Home, paths.Endpoint);
 
+        Task watchingMemory = supervisor.WatchMemoryAsync(stop.Token);
         await supervisor.ResurrectAsync().ConfigureAwait(false);
         await serving.ConfigureAwait(false);
+        await watchingMemory.ConfigureAwait(false);
         await supervisor.StopAllAsync().ConfigureAwait(false);
         Log.Information("Cluster host {Pid} stopped", Environment.ProcessId);
         return 0;

@@ -54,7 +54,7 @@ internal sealed class ReloadCoordinator
             app.Reloading = true;
             app.Log.Information("{Kind} reload of {App} begins: listen timeout {ListenTimeoutMs} ms, {Parallel} at a time", plan.Graceful ? "Graceful" : "Plain", app.Name, plan.ListenTimeout.TotalMilliseconds, plan.Parallel);
 
-            IReadOnlyList<Slot> slots = app.Slots;
+            IReadOnlyList<Slot> slots = Chosen(app, spec.Instances);
             int replaced = 0;
             // A caller that goes away stops the reload between instances, never halfway through one.
             foreach (Slot[] batch in slots.Chunk(plan.Parallel))
@@ -107,6 +107,26 @@ internal sealed class ReloadCoordinator
         }
 
         app.Log.Information("Reloaded instance {Instance} of {App}: pid {OldPid} -> {NewPid}", slot.Instance, app.Name, old?.Pid, candidate.Pid);
+    }
+
+    private static IReadOnlyList<Slot> Chosen(ManagedApp app, List<int>? instances)
+    {
+        IReadOnlyList<Slot> all = app.Slots;
+        if (instances is null)
+        {
+            return all;
+        }
+
+        foreach (int instance in instances.Where(i => !all.Any(s => s.Instance == i)))
+        {
+            throw new ClusterException(
+                "InstanceNotFound",
+                ErrorCategories.ObjectNotFound,
+                $"'{app.Name}' has no instance {instance}. Its instances are 0 to {all.Count - 1}.",
+                instance.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        return all.Where(s => instances.Contains(s.Instance)).ToArray();
     }
 
     private static async Task<bool> EnterAsync(ManagedApp app, bool wait, CancellationToken cancel)

@@ -14,6 +14,8 @@ internal sealed class Supervisor
     private readonly ILogger _log;
     private readonly ProcessMetrics _metrics;
     private readonly int _processorCount;
+
+    public static readonly TimeSpan MemoryCheckInterval = TimeSpan.FromSeconds(2);
     private Task? _stopAll;
 
     public Supervisor(IPrimaryLauncher launcher, HostPaths paths, StateStore state, TimeProvider time, ILogger log, int processorCount)
@@ -187,6 +189,84 @@ internal sealed class Supervisor
         }
 
         return lines;
+    }
+
+    /// <summary>
+    /// Every few seconds, replaces the instances whose memory has grown past their app's limit
+    /// (-MaxMemoryRestart): a cluster instance by a reload of that instance alone, so no request is lost.
+    /// </summary>
+    public async Task WatchMemoryAsync(CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(MemoryCheckInterval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
+            {
+                ManagedApp[] apps;
+                lock (_apps)
+                {
+                    apps = _apps.Values.Where(a => a.Definition.Spec.MaxMemoryBytes is not null && !a.Definition.Stopped).ToArray();
+                }
+
+                foreach (ManagedApp app in apps)
+                {
+                    int[] over = InstancesOverMemoryLimit(app);
+                    if (over.Length > 0)
+                    {
+                        await ReplaceInstancesAsync(app, over).ConfigureAwait(false);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private int[] InstancesOverMemoryLimit(ManagedApp app)
+    {
+        long limit = app.Definition.Spec.MaxMemoryBytes ?? long.MaxValue;
+        var over = new List<int>();
+        foreach (Slot slot in app.Slots)
+        {
+            if (slot.Current is { State: WorkerState.Online, Pid: { } pid } && ProcessMetrics.MemoryOf(pid) is var memory && memory > limit)
+            {
+                _log.Warning("Instance {Instance} of {App} (pid {Pid}) uses {MemoryBytes} bytes, over its limit of {Limit}; replacing it", slot.Instance, app.Name, pid, memory, limit);
+                over.Add(slot.Instance);
+            }
+        }
+
+        return over.ToArray();
+    }
+
+    private async Task ReplaceInstancesAsync(ManagedApp app, int[] instances)
+    {
+        try
+        {
+            if (app.Definition.IsCluster)
+            {
+                var spec = new ReloadSpec { Instances = instances.ToList() };
+                await new ReloadCoordinator(_ => Task.CompletedTask).ReloadAsync(app, spec, CancellationToken.None).ConfigureAwait(false);
+                return;
+            }
+
+            await UnderOperationAsync(app, async a =>
+            {
+                foreach (Slot slot in a.Slots.Where(s => instances.Contains(s.Instance) && s.Current is not null))
+                {
+                    await a.RetireAsync(slot.Current!, Retirement.Plain(Timeouts.Kill(null, a.Definition.Spec.KillTimeoutMs))).ConfigureAwait(false);
+                    Worker replacement = a.Fork(slot.Instance);
+                    a.Install(slot, replacement, countRestart: true);
+                    a.Supervise(replacement);
+                }
+
+                return 0;
+            }).ConfigureAwait(false);
+        }
+        catch (ClusterException e)
+        {
+            _log.Warning("Could not replace instances of {App} over their memory limit: {Message}", app.Name, e.Message);
+        }
     }
 
     /// <summary>Registers the saved apps and starts the ones that were running when the last host went away.</summary>

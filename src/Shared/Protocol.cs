@@ -63,6 +63,9 @@ namespace Cluster.Protocol
         /// <summary>An instance's log file is rotated past this size (0 = never).</summary>
         public long? LogMaxBytes { get; set; }
 
+        /// <summary>An instance whose memory grows past this many bytes is replaced (reloaded, not killed in place).</summary>
+        public long? MaxMemoryBytes { get; set; }
+
         /// <summary>How many rotated log files are kept beside the current one.</summary>
         public int? LogFileCount { get; set; }
     }
@@ -74,6 +77,9 @@ namespace Cluster.Protocol
         public int? KillTimeoutMs { get; set; }
         public int? GracefulTimeoutMs { get; set; }
         public int Parallel { get; set; } = 1;
+
+        /// <summary>Only these instances (NODE_APP_INSTANCE numbers); every instance when null.</summary>
+        public List<int>? Instances { get; set; }
 
         /// <summary>Wait for a running reload of the same app to finish instead of refusing.</summary>
         public bool Wait { get; set; }

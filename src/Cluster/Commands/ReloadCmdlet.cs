@@ -1,5 +1,6 @@
 using System.Collections;
 using System.Collections.Generic;
+using System.Linq;
 using System.Management.Automation;
 using Cluster.Protocol;
 
@@ -19,6 +20,11 @@ namespace Cluster.Commands
         [Parameter]
         [ValidateRange(1, 1024)]
         public int Parallel { get; set; } = 1;
+
+        /// <summary>Only these instances (their NODE_APP_INSTANCE numbers); every instance when left out.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public int[]? Instance { get; set; }
 
         /// <summary>If the app is already being reloaded, wait for that reload to finish instead of failing.</summary>
         [Parameter]
@@ -43,6 +49,7 @@ namespace Cluster.Commands
                     ListenTimeoutMs = Bound(nameof(ListenTimeout)),
                     Parallel = Parallel,
                     Wait = Wait,
+                    Instances = Instance?.ToList(),
                     SessionEnvironment = SessionTimeoutVariables(),
                 };
                 AddTimeouts(spec);

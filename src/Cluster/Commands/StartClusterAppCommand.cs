@@ -91,6 +91,11 @@ namespace Cluster.Commands
         [ValidateRange(0, 86400000)]
         public int RestartDelay { get; set; }
 
+        /// <summary>Replace an instance (by a reload of it alone, in cluster mode) when its memory grows past this many bytes, e.g. 300MB.</summary>
+        [Parameter]
+        [ValidateRange(1, long.MaxValue)]
+        public long MaxMemoryRestart { get; set; }
+
         /// <summary>Bytes after which an instance's log file is rotated (default 10MB; 0 = never).</summary>
         [Parameter]
         [ValidateRange(0, long.MaxValue)]
@@ -135,6 +140,7 @@ namespace Cluster.Commands
                 MaxRestarts = Bound<int>(nameof(MaxRestarts)),
                 MinUptimeMs = Bound<int>(nameof(MinUptime)),
                 RestartDelayMs = Bound<int>(nameof(RestartDelay)),
+                MaxMemoryBytes = Bound<long>(nameof(MaxMemoryRestart)),
                 LogMaxBytes = Bound<long>(nameof(LogMaxSize)),
                 LogFileCount = Bound<int>(nameof(LogFileCount)),
             };
