@@ -5,7 +5,7 @@ function Import-ClusterModule {
     if (-not $env:CLUSTER_MODULE_PATH) {
         $env:CLUSTER_MODULE_PATH = Join-Path $PSScriptRoot '../../out/Cluster/Cluster.psd1' | Resolve-Path
     }
-    Import-Module $env:CLUSTER_MODULE_PATH -Force
+    Import-Module $env:CLUSTER_MODULE_PATH -Force -Global
 }
 
 function New-TestClusterHome {
