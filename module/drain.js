@@ -16,16 +16,18 @@ const graceMs = Number(process.env.CLUSTER_DRAIN_GRACE_MS) > 0 ? Number(process.
 function patchServer(ServerClass) {
   const originalClose = ServerClass.prototype.close;
   ServerClass.prototype.close = function close(...args) {
-    if (this[closing]) return originalClose.apply(this, args);
+    const firstClose = !this[closing];
     this[closing] = true;
-    // Node's close() calls closeIdleConnections(); hold that back for the grace period.
+    // Node's close() calls closeIdleConnections(); hold that back for the grace period. Every call holds it:
+    // a server is often closed twice (by the app on 'shutdown' and by the cluster disconnect), and the
+    // second close must not cut the grace short.
     const closeIdleNow = this.closeIdleConnections;
     this.closeIdleConnections = function holdIdleConnections() {};
     try {
       return originalClose.apply(this, args);
     } finally {
       delete this.closeIdleConnections;
-      if (typeof closeIdleNow === 'function') {
+      if (firstClose && typeof closeIdleNow === 'function') {
         setTimeout(() => this.closeIdleConnections(), graceMs).unref();
       }
     }
