@@ -187,9 +187,10 @@ internal sealed class ManagedApp : IDisposable
     }
 
     /// <summary>
-    /// Stops a worker on purpose. In cluster mode it is disconnected first, so no new connection reaches it.
-    /// Then, graceful: the 'shutdown' message, and a kill after the graceful timeout; plain: time to drain, SIGINT
-    /// (not on Windows, where it would be TerminateProcess), and a kill after the kill timeout.
+    /// Stops a worker on purpose. In cluster mode it is disconnected, so no new connection reaches it.
+    /// Then, graceful: a kill after the graceful timeout, the 'shutdown' message having gone just before the
+    /// disconnect; plain: time to drain, SIGINT (not on Windows, where it would be TerminateProcess), and a kill
+    /// after the kill timeout.
     /// </summary>
     public async Task RetireAsync(Worker worker, Retirement how)
     {
@@ -211,6 +212,13 @@ internal sealed class ManagedApp : IDisposable
         }
 
         _log.Information("Retiring instance {Instance} (pid {Pid}), {How}", worker.Instance, worker.Pid, how.Graceful ? "gracefully" : "plainly");
+        if (how.Graceful)
+        {
+            // Before the disconnect, which the worker answers by closing its IPC channel (at once when it has
+            // no server open): sent after it, 'shutdown' could find the channel closed and be lost.
+            primary.Send(new PrimaryCommand { Cmd = PrimaryCommand.Send, Key = worker.Key, Message = "shutdown" });
+        }
+
         if (Definition.IsCluster)
         {
             primary.Send(new PrimaryCommand { Cmd = PrimaryCommand.Disconnect, Key = worker.Key });
@@ -218,7 +226,6 @@ internal sealed class ManagedApp : IDisposable
 
         if (how.Graceful)
         {
-            primary.Send(new PrimaryCommand { Cmd = PrimaryCommand.Send, Key = worker.Key, Message = "shutdown" });
             if (await ExitsWithinAsync(worker, how.GracefulTimeout).ConfigureAwait(false))
             {
                 return;
