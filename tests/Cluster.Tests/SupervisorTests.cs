@@ -167,7 +167,7 @@ public sealed class SupervisorTests : IDisposable
         {
             IReadOnlyList<PrimaryCommand> toOld = _h.Timeline.CommandsFor(oldKey);
             Assert.Equal(
-                new[] { "disconnect", "send shutdown", "signal SIGKILL" },
+                new[] { "send shutdown", "disconnect", "signal SIGKILL" },
                 toOld.Select(c => c.Cmd + (c.Message is { } m ? " " + m : "") + (c.SignalName is { } s ? " " + s : "")));
 
             Entry shutdown = _h.Timeline.First(e => e.IsCommand(PrimaryCommand.Send, oldKey), "the shutdown message");
@@ -175,6 +175,51 @@ public sealed class SupervisorTests : IDisposable
             TimeSpan waited = kill.At - shutdown.At;
             Assert.True(waited >= gracefulTimeout, $"Key {oldKey} was killed {waited.TotalMilliseconds} ms (fake clock) after 'shutdown', before the graceful timeout.");
             Assert.True(waited < Timeouts.DefaultGracefulTimeout, $"Key {oldKey} was killed {waited.TotalMilliseconds} ms (fake clock) after 'shutdown': the -GracefulTimeout given was not used.");
+        }
+    }
+
+    [Fact]
+    public async Task Reload_kills_an_old_worker_that_ignores_SIGINT_after_the_kill_timeout()
+    {
+        await _h.StartAsync("api", 1);
+        int oldKey = _h.KeyOf(0);
+        _h.Launcher.ExitOnInterrupt = false;
+        var killTimeout = TimeSpan.FromMilliseconds(900);
+
+        Task<AppInfo> reload = _h.ReloadAsync("api", new ReloadSpec { KillTimeoutMs = (int)killTimeout.TotalMilliseconds });
+        await Wait.AdvanceUntilAsync(_h.Time, TimeSpan.FromMilliseconds(50), () => reload.IsCompleted, "the reload finished");
+        await reload;
+
+        Assert.Equal(new[] { "SIGINT", "SIGKILL" }, _h.Timeline.CommandsFor(oldKey).Where(c => c.Cmd == PrimaryCommand.Signal).Select(c => c.SignalName));
+        TimeSpan waited = _h.Timeline.First(e => e.IsCommand(PrimaryCommand.Signal, oldKey) && e.Command!.SignalName == "SIGKILL", "the kill").At
+            - _h.Timeline.First(e => e.IsCommand(PrimaryCommand.Signal, oldKey), "the interrupt").At;
+        Assert.True(waited >= killTimeout, $"Killed {waited.TotalMilliseconds} ms (fake clock) after SIGINT, before the kill timeout.");
+        Assert.True(waited < Timeouts.DefaultKillTimeout, $"Killed {waited.TotalMilliseconds} ms (fake clock) after SIGINT: the -KillTimeout given was not used.");
+    }
+
+    [Fact]
+    public async Task Reload_goes_on_when_a_new_worker_never_listens_within_the_listen_timeout()
+    {
+        await _h.StartAsync("api", 2);
+        int[] oldKeys = { _h.KeyOf(0), _h.KeyOf(1) };
+        _h.Launcher.OnFork = _ => ForkScript.Hold;
+        var listenTimeout = TimeSpan.FromMilliseconds(1000);
+
+        Task<AppInfo> reload = _h.ReloadAsync("api", new ReloadSpec { ListenTimeoutMs = (int)listenTimeout.TotalMilliseconds });
+        await Wait.AdvanceUntilAsync(_h.Time, TimeSpan.FromMilliseconds(50), () => reload.IsCompleted, "the reload finished");
+        AppInfo app = await reload;
+
+        Assert.Null(app.ReloadError);
+        Assert.Equal("online", app.Status);
+        Assert.All(app.Instances, i => Assert.Equal("online", i.Status));
+        Assert.All(app.Instances, i => Assert.Equal(1, i.Restarts));
+        for (int instance = 0; instance < 2; instance++)
+        {
+            int newKey = _h.KeyOf(instance);
+            Assert.Equal(PrimaryCommand.Disconnect, _h.Timeline.CommandsFor(oldKeys[instance])[0].Cmd);
+            TimeSpan waited = _h.Timeline.First(e => e.IsCommand(PrimaryCommand.Disconnect, oldKeys[instance]), "the disconnect").At
+                - _h.Timeline.First(e => e.IsCommand(PrimaryCommand.Fork, newKey), "the fork").At;
+            Assert.True(waited >= listenTimeout, $"Instance {instance}'s old worker was retired {waited.TotalMilliseconds} ms (fake clock) after its replacement was forked, before the listen timeout.");
         }
     }
 
@@ -372,8 +417,8 @@ public sealed class SupervisorTests : IDisposable
         Assert.Empty(_h.Timeline.CommandsFor(keys[0]));
         foreach (int key in keys.Skip(1))
         {
-            Assert.Equal(new[] { "disconnect", "send" }, _h.Timeline.CommandsFor(key).Select(c => c.Cmd));
-            Assert.Equal("shutdown", _h.Timeline.CommandsFor(key)[1].Message);
+            Assert.Equal(new[] { "send", "disconnect" }, _h.Timeline.CommandsFor(key).Select(c => c.Cmd));
+            Assert.Equal("shutdown", _h.Timeline.CommandsFor(key)[0].Message);
         }
 
         AppInfo perCpu = await Wait.Bounded(_h.Supervisor.ScaleAsync("api", 0));
