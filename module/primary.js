@@ -2,14 +2,18 @@
 // The Node side of Cluster: a relay that the host drives. It forks, disconnects, signals and messages workers
 // when told to, and reports what happens to them. It decides nothing.
 //
-// Protocol: one JSON object per line. Commands arrive on stdin, events leave on stdout.
-//   commands  {cmd:'fork', key, mode:'cluster'|'fork', exec, args, execArgv, cwd, env, instance, out, err, logMaxBytes, logKeep}
+// Usage: node primary.js --listen <socket path or \\.\pipe\name> --node <node path> --scheduling <rr|none>
+// The host connects to that endpoint (one host at a time: a new connection replaces the old one).
+// Protocol: one JSON object per line each way.
+//   commands  {cmd:'fork', key, app, mode:'cluster'|'fork', exec, args, execArgv, cwd, env, instance, out, err, logMaxBytes, logKeep}
 //             {cmd:'disconnect', key}   {cmd:'send', key, message}   {cmd:'signal', key, signal}
-//   events    {event:'ready', pid, node}
+//             {cmd:'state'}   {cmd:'exit'}
+//   events    {event:'state', pid, node, nodePath, scheduling, workers:[{key, app, instance, pid, ready, started}]}
 //             {event:'forked', key, pid}   {event:'listening', key, address, port}
 //             {event:'message', key, message}   {event:'disconnect', key}
 //             {event:'exit', key, code, signal, error?}
-// When stdin closes (the host is gone) every worker is killed and the primary exits, so nothing is orphaned.
+// When the host goes away, the primary and its workers go on serving, and a new host adopts them by connecting
+// and asking for the state. Only {cmd:'exit'} (or SIGTERM) ends the primary, and its workers with it.
 //
 // Workers' stdout and stderr come through pipes and are appended here to the instance's log files, so an old
 // and a new worker of one instance write to the same file, and a file past its size limit is rotated
@@ -18,21 +22,43 @@
 const cluster = require('node:cluster');
 const childProcess = require('node:child_process');
 const fs = require('node:fs');
+const net = require('node:net');
 const readline = require('node:readline');
 
-const workers = new Map(); // key -> { process, send(message), disconnect() }
+const options = parseArguments(process.argv.slice(2));
+const workers = new Map(); // key -> { process, send(message), disconnect(), app, instance, ready, started }
 const logs = new Map(); // path -> { fd, size, users }
+let host = null; // the host's connection, while there is one
+
+function parseArguments(args) {
+  const parsed = {};
+  for (let i = 0; i + 1 < args.length; i += 2) parsed[args[i].replace(/^--/, '')] = args[i + 1];
+  if (!parsed.listen) {
+    process.stderr.write('usage: node primary.js --listen <endpoint> --node <path> --scheduling <rr|none>\n');
+    process.exit(2);
+  }
+  return parsed;
+}
 
 function emit(event) {
-  process.stdout.write(JSON.stringify(event) + '\n');
+  // Nobody to tell while no host is connected: the next host asks for the state instead.
+  if (host && !host.destroyed) host.write(JSON.stringify(event) + '\n');
 }
 
 function relayMessage(key, message) {
   // Only short string messages ('online', 'ready', ...) mean anything to the host.
-  if (typeof message === 'string' && message.length <= 256) emit({ event: 'message', key, message });
+  if (typeof message !== 'string' || message.length > 256) return;
+  if (message === 'online' || message === 'ready') markReady(key);
+  emit({ event: 'message', key, message });
 }
 
-function track(key, proc, handle) {
+// Kept so that a host adopting this primary knows which workers were serving already.
+function markReady(key) {
+  const worker = workers.get(key);
+  if (worker) worker.ready = true;
+}
+
+function track(key, cmd, handle) {
   let exited = false;
   const onExit = (code, signal, error) => {
     if (exited) return;
@@ -40,7 +66,7 @@ function track(key, proc, handle) {
     workers.delete(key);
     emit({ event: 'exit', key, code, signal, error });
   };
-  workers.set(key, handle);
+  workers.set(key, Object.assign(handle, { app: cmd.app, instance: cmd.instance, ready: false, started: Date.now() }));
   return onExit;
 }
 
@@ -62,13 +88,16 @@ function forkClusterWorker(cmd, stdio) {
   } finally {
     process.env = ownEnv;
   }
-  const onExit = track(cmd.key, worker.process, {
+  const onExit = track(cmd.key, cmd, {
     process: worker.process,
     send: (message) => worker.isConnected() && worker.send(message),
     disconnect: () => worker.isConnected() && worker.disconnect(),
   });
   emit({ event: 'forked', key: cmd.key, pid: worker.process.pid });
-  worker.on('listening', (address) => emit({ event: 'listening', key: cmd.key, address: address.address, port: address.port }));
+  worker.on('listening', (address) => {
+    markReady(cmd.key);
+    emit({ event: 'listening', key: cmd.key, address: address.address, port: address.port });
+  });
   worker.on('message', (message) => relayMessage(cmd.key, message));
   worker.on('disconnect', () => emit({ event: 'disconnect', key: cmd.key }));
   worker.on('exit', (code, signal) => onExit(code, signal));
@@ -86,7 +115,7 @@ function spawnChild(cmd, stdio) {
   const child = isNodeScript
     ? childProcess.fork(cmd.exec, cmd.args, Object.assign(options, { execArgv: cmd.execArgv, stdio }))
     : childProcess.spawn(cmd.exec, cmd.args, Object.assign(options, { stdio: stdio.slice(0, 3) }));
-  const onExit = track(cmd.key, child, {
+  const onExit = track(cmd.key, cmd, {
     process: child,
     send: (message) => child.connected && child.send(message),
     disconnect: () => {},
@@ -164,8 +193,23 @@ function signal(worker, name) {
   }
 }
 
+function state() {
+  return {
+    event: 'state',
+    pid: process.pid,
+    node: process.version,
+    nodePath: options.node || process.execPath,
+    scheduling: options.scheduling || 'rr',
+    workers: [...workers.entries()].map(([key, w]) => ({
+      key, app: w.app, instance: w.instance, pid: w.process.pid, ready: w.ready, started: w.started,
+    })),
+  };
+}
+
 function handle(cmd) {
   if (cmd.cmd === 'fork') return fork(cmd);
+  if (cmd.cmd === 'state') return emit(state());
+  if (cmd.cmd === 'exit') return shutdown();
   const worker = workers.get(cmd.key);
   if (!worker) return;
   try {
@@ -182,19 +226,33 @@ function shutdown() {
   process.exit(0);
 }
 
-const input = readline.createInterface({ input: process.stdin });
-input.on('line', (line) => {
-  let cmd;
-  try {
-    cmd = JSON.parse(line);
-  } catch {
-    return;
-  }
-  handle(cmd);
-});
-input.on('close', shutdown);
-process.on('SIGINT', () => {}); // a Ctrl+C in the host's terminal is the host's to handle
-process.on('SIGTERM', shutdown);
-process.stdout.on('error', shutdown);
+function serveHost(socket) {
+  if (host) host.destroy();
+  host = socket;
+  socket.on('error', () => {});
+  socket.on('close', () => {
+    if (host === socket) host = null;
+  });
+  readline.createInterface({ input: socket }).on('line', (line) => {
+    let cmd;
+    try {
+      cmd = JSON.parse(line);
+    } catch {
+      return;
+    }
+    handle(cmd);
+  });
+}
 
-emit({ event: 'ready', pid: process.pid, node: process.version });
+// The host that started this process may be gone: writing to the stdio it left must not end the primary.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+process.on('SIGINT', () => {}); // a Ctrl+C in a terminal is the host's to handle
+process.on('SIGHUP', () => {});
+process.on('SIGTERM', shutdown);
+
+const server = net.createServer(serveHost);
+server.on('error', (error) => {
+  process.stderr.write(`cannot listen on ${options.listen}: ${error.message}\n`);
+  process.exit(1);
+});
+server.listen(options.listen);

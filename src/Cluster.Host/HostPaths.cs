@@ -26,6 +26,9 @@ internal sealed class HostPaths
 
     public string Endpoint => ClusterHome.EndpointFor(Home);
 
+    /// <summary>A file per running Node primary, naming its endpoint, so that a new host can find it.</summary>
+    public string Primaries => Path.Combine(Home, "primaries");
+
     public string PrimaryScript => Path.Combine(ModuleDirectory, "primary.js");
 
     public string DrainScript => Path.Combine(ModuleDirectory, "drain.js");
@@ -37,7 +40,7 @@ internal sealed class HostPaths
     /// <summary>Creates the folders, readable by the owner only: state and logs can hold secrets.</summary>
     public void EnsureFolders()
     {
-        foreach (string folder in new[] { Home, Logs })
+        foreach (string folder in new[] { Home, Logs, Primaries })
         {
             if (OperatingSystem.IsWindows())
             {

@@ -20,4 +20,19 @@ internal interface IPrimary : IDisposable
 internal interface IPrimaryLauncher
 {
     IPrimary Launch(AppDefinition app);
+
+    /// <summary>
+    /// Connects to the primaries an earlier host left running (their workers kept serving while no host was
+    /// there) and returns their workers, for the apps to take back.
+    /// </summary>
+    IReadOnlyList<AdoptedWorker> AdoptRunning() => Array.Empty<AdoptedWorker>();
+
+    /// <summary>Stops the adopted primaries that no app took back.</summary>
+    void ReleaseIdle()
+    {
+    }
 }
+
+/// <summary>A worker found running in a primary that an earlier host started.</summary>
+internal sealed record AdoptedWorker(
+    int Key, string App, int Instance, int Pid, bool Ready, DateTimeOffset Started, string NodePath, string Scheduling, IPrimary Primary);

@@ -128,6 +128,62 @@ internal sealed class ManagedApp : IDisposable
         return worker;
     }
 
+    /// <summary>Keeps the keys of workers adopted from an earlier host from being handed out again.</summary>
+    public static void ReserveKeysThrough(int key)
+    {
+        int last;
+        while ((last = Volatile.Read(ref s_lastKey)) < key && Interlocked.CompareExchange(ref s_lastKey, key, last) != last)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Takes back workers that kept running in their primary while there was no host. Where an instance has
+    /// two (a reload was under way), the newer is put in place and the older returned, to be retired.
+    /// </summary>
+    public (IReadOnlyList<Worker> Serving, IReadOnlyList<Worker> Superseded) Adopt(IEnumerable<AdoptedWorker> found)
+    {
+        var superseded = new List<Worker>();
+        lock (_sync)
+        {
+            EnsurePrimary();
+            foreach (AdoptedWorker adopted in found.OrderBy(w => w.Started).Where(w => IsAlive(w.Pid)))
+            {
+                ReserveKeysThrough(adopted.Key);
+                var worker = new Worker(adopted.Key, adopted.Instance, adopted.Started);
+                worker.MarkForked(adopted.Pid);
+                if (adopted.Ready)
+                {
+                    worker.MarkReady();
+                }
+
+                _workers[worker.Key] = worker;
+                Slot slot = SlotFor(adopted.Instance);
+                if (slot.Current is { } older)
+                {
+                    superseded.Add(older);
+                }
+
+                slot.Current = worker;
+            }
+
+            return (_slots.Where(s => s.Current is not null).Select(s => s.Current!).ToArray(), superseded);
+        }
+    }
+
+    private static bool IsAlive(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>
     /// Puts a worker in its instance's place and returns the one it replaces. It is supervised only once
     /// <see cref="Supervise"/> is called: until it is ready, its exit is the caller's to report.
@@ -401,6 +457,7 @@ internal sealed class ManagedApp : IDisposable
         {
             Cmd = PrimaryCommand.Fork,
             Key = worker.Key,
+            App = Name,
             Mode = spec.Mode,
             Exec = spec.Script,
             Args = spec.Arguments,

@@ -1,20 +1,37 @@
 using System.Diagnostics;
+using System.IO.Pipes;
+using System.Text;
 using System.Text.Json;
+using Cluster.Protocol;
 using Serilog;
 
 namespace Cluster.Host;
 
-/// <summary>A Node process running module/primary.js for one app, spoken to over its stdin and stdout.</summary>
+/// <summary>
+/// A Node process running module/primary.js, spoken to over its own endpoint (a Unix socket or named pipe).
+/// The primary does not depend on the host: if the host dies, it and its workers go on serving, and the next
+/// host adopts it through the file it finds under CLUSTER_HOME/primaries.
+/// </summary>
 internal sealed class NodePrimary : IPrimary
 {
-    private readonly Process _process;
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan ExitTimeout = TimeSpan.FromSeconds(3);
+
+    private readonly NamedPipeClientStream _stream;
+    private readonly StreamReader _reader;
+    private readonly string _marker;
     private readonly ILogger _log;
     private readonly object _writeLock = new();
     private int _exited;
 
-    private NodePrimary(Process process, ILogger log)
+    private NodePrimary(NamedPipeClientStream stream, StreamReader reader, int pid, string nodePath, string scheduling, string marker, ILogger log)
     {
-        _process = process;
+        _stream = stream;
+        _reader = reader;
+        Pid = pid;
+        NodePath = nodePath;
+        Scheduling = scheduling;
+        _marker = marker;
         _log = log;
     }
 
@@ -22,10 +39,16 @@ internal sealed class NodePrimary : IPrimary
 
     public event Action? Exited;
 
-    public int Pid => _process.Id;
+    public int Pid { get; }
 
-    public static NodePrimary Start(string nodePath, string primaryScript, string scheduling, ILogger log)
+    public string NodePath { get; }
+
+    public string Scheduling { get; }
+
+    public static NodePrimary Start(HostPaths paths, string nodePath, string scheduling, ILogger log)
     {
+        string id = Guid.NewGuid().ToString("n")[..12];
+        var (pipeName, nodeAddress) = ClusterHome.PrimaryEndpointFor(paths.Home, id);
         var start = new ProcessStartInfo(nodePath)
         {
             RedirectStandardInput = true,
@@ -33,27 +56,89 @@ internal sealed class NodePrimary : IPrimary
             RedirectStandardError = true,
             UseShellExecute = false,
             CreateNoWindow = true,
+            WorkingDirectory = paths.Home,
         };
-        start.ArgumentList.Add(primaryScript);
-        // Node reads the scheduling policy once, when the cluster module loads: rr = round-robin, none = shared handle.
-        start.Environment["NODE_CLUSTER_SCHED_POLICY"] = scheduling == Scheduling.Shared ? "none" : "rr";
+        foreach (string argument in new[] { paths.PrimaryScript, "--listen", nodeAddress, "--node", nodePath, "--scheduling", scheduling })
+        {
+            start.ArgumentList.Add(argument);
+        }
 
-        Process process = Process.Start(start) ?? throw new InvalidOperationException("The Node primary did not start.");
-        var primary = new NodePrimary(process, log);
+        // Node reads the scheduling policy once, when the cluster module loads: rr = round-robin, none = shared handle.
+        start.Environment["NODE_CLUSTER_SCHED_POLICY"] = scheduling == Host.Scheduling.Shared ? "none" : "rr";
+
+        using Process process = Process.Start(start) ?? throw new InvalidOperationException("The Node primary did not start.");
+        process.StandardInput.Close();
+        ForwardDiagnostics(process, log);
+        NamedPipeClientStream stream = ConnectToStarted(pipeName, process);
+        string marker = Path.Combine(paths.Primaries, id + ".primary");
+        File.WriteAllText(marker, pipeName);
+        var primary = new NodePrimary(stream, NewReader(stream), process.Id, nodePath, scheduling, marker, log);
         primary.StartReading();
         log.Information("Started Node primary {Pid}: {NodePath}, {Scheduling} scheduling", process.Id, nodePath, scheduling);
         return primary;
     }
 
+    /// <summary>Connects to a primary an earlier host started, and asks it what it runs.</summary>
+    public static (NodePrimary Primary, PrimaryEvent State)? Adopt(string marker, ILogger log)
+    {
+        string pipeName = File.ReadAllText(marker).Trim();
+        NamedPipeClientStream? stream = TryConnect(pipeName, TimeSpan.FromSeconds(1));
+        if (stream is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            StreamReader reader = NewReader(stream);
+            WriteLine(stream, new PrimaryCommand { Cmd = PrimaryCommand.State });
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            string? line = reader.ReadLineAsync(timeout.Token).AsTask().GetAwaiter().GetResult();
+            PrimaryEvent? state = line is null ? null : JsonSerializer.Deserialize(line, HostJson.Default.PrimaryEvent);
+            if (state is not { Event: PrimaryEvent.State, Pid: { } pid })
+            {
+                stream.Dispose();
+                return null;
+            }
+
+            var primary = new NodePrimary(stream, reader, pid, state.NodePath ?? "", state.Scheduling ?? Host.Scheduling.RoundRobin, marker, log);
+            primary.StartReading();
+            log.Information("Adopted Node primary {Pid} with {Count} workers", pid, state.Workers?.Count ?? 0);
+            return (primary, state);
+        }
+        catch (Exception e) when (e is IOException or JsonException or OperationCanceledException)
+        {
+            stream.Dispose();
+            return null;
+        }
+    }
+
+    /// <summary>Removes what a primary that is gone left behind: its marker and, on Unix, its socket file.</summary>
+    public static void RemoveStale(string marker)
+    {
+        try
+        {
+            string pipeName = File.ReadAllText(marker).Trim();
+            if (!OperatingSystem.IsWindows() && Path.IsPathRooted(pipeName))
+            {
+                File.Delete(pipeName);
+            }
+
+            File.Delete(marker);
+        }
+        catch (IOException)
+        {
+            // Already removed (the primary's exit and the host's stop can both get here).
+        }
+    }
+
     public void Send(PrimaryCommand command)
     {
-        string line = JsonSerializer.Serialize(command, HostJson.Default.PrimaryCommand);
         lock (_writeLock)
         {
             try
             {
-                _process.StandardInput.WriteLine(line);
-                _process.StandardInput.Flush();
+                WriteLine(_stream, command);
             }
             catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
             {
@@ -63,12 +148,106 @@ internal sealed class NodePrimary : IPrimary
         }
     }
 
+    /// <summary>Tells the primary to kill any worker left and exit; kills it if it lingers.</summary>
+    public void Dispose()
+    {
+        Send(new PrimaryCommand { Cmd = PrimaryCommand.Exit });
+        try
+        {
+            using Process process = Process.GetProcessById(Pid);
+            if (!process.WaitForExit(ExitTimeout))
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            // Already gone.
+        }
+
+        _stream.Dispose();
+        Forget();
+    }
+
+    /// <summary>Removes the marker that lets a new host find this primary, and on Unix its socket file.</summary>
+    private void Forget() => RemoveStale(_marker);
+
+    private static StreamReader NewReader(Stream stream) => new(stream, new UTF8Encoding(false), false, 16 * 1024, leaveOpen: true);
+
+    private static void WriteLine(Stream stream, PrimaryCommand command)
+    {
+        byte[] line = JsonSerializer.SerializeToUtf8Bytes(command, HostJson.Default.PrimaryCommand);
+        stream.Write(line);
+        stream.WriteByte((byte)'\n');
+        stream.Flush();
+    }
+
+    private static NamedPipeClientStream ConnectToStarted(string pipeName, Process process)
+    {
+        var waited = Stopwatch.StartNew();
+        while (waited.Elapsed < ConnectTimeout)
+        {
+            NamedPipeClientStream? stream = TryConnect(pipeName, TimeSpan.FromMilliseconds(100));
+            if (stream is not null)
+            {
+                return stream;
+            }
+
+            if (process.HasExited)
+            {
+                throw new ClusterException(
+                    "PrimaryFailed",
+                    ErrorCategories.InvalidOperation,
+                    $"The Node primary exited with code {process.ExitCode} as it started. The host log has its output.");
+            }
+        }
+
+        process.Kill(entireProcessTree: true);
+        throw new ClusterException("PrimaryFailed", ErrorCategories.InvalidOperation, $"The Node primary did not open its endpoint within {ConnectTimeout.TotalSeconds} seconds.");
+    }
+
+    private static NamedPipeClientStream? TryConnect(string pipeName, TimeSpan timeout)
+    {
+        var stream = new NamedPipeClientStream(".", pipeName, PipeDirection.InOut, PipeOptions.Asynchronous | PipeOptions.CurrentUserOnly);
+        try
+        {
+            stream.Connect(timeout);
+            return stream;
+        }
+        catch (Exception e) when (e is TimeoutException or IOException or UnauthorizedAccessException)
+        {
+            stream.Dispose();
+            return null;
+        }
+    }
+
+    /// <summary>What the primary itself writes (not its workers) goes to the host log while the host is there.</summary>
+    private static void ForwardDiagnostics(Process process, ILogger log)
+    {
+        int pid = process.Id;
+        StreamReader stderr = process.StandardError;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                string? line;
+                while ((line = stderr.ReadLine()) is not null)
+                {
+                    log.Warning("Node primary {Pid}: {Line}", pid, line);
+                }
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException)
+            {
+            }
+        })
+        { IsBackground = true, Name = "primary-stderr" };
+        thread.Start();
+    }
+
     private void StartReading()
     {
         var events = new Thread(ReadEvents) { IsBackground = true, Name = "primary-events" };
         events.Start();
-        var errors = new Thread(ReadErrors) { IsBackground = true, Name = "primary-stderr" };
-        errors.Start();
     }
 
     private void ReadEvents()
@@ -76,7 +255,7 @@ internal sealed class NodePrimary : IPrimary
         try
         {
             string? line;
-            while ((line = _process.StandardOutput.ReadLine()) is not null)
+            while ((line = _reader.ReadLine()) is not null)
             {
                 PrimaryEvent? received = Parse(line);
                 if (received is not null)
@@ -87,10 +266,15 @@ internal sealed class NodePrimary : IPrimary
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException)
         {
-            // The pipe closed: the primary is gone.
+            // The connection closed: the primary is gone.
         }
 
-        OnExited();
+        if (Interlocked.Exchange(ref _exited, 1) == 0)
+        {
+            _log.Information("Node primary {Pid} has exited", Pid);
+            Forget();
+            Exited?.Invoke();
+        }
     }
 
     private PrimaryEvent? Parse(string line)
@@ -104,58 +288,6 @@ internal sealed class NodePrimary : IPrimary
             _log.Warning("The Node primary {Pid} wrote a line that is not an event: {Line}", Pid, line);
             return null;
         }
-    }
-
-    private void ReadErrors()
-    {
-        try
-        {
-            string? line;
-            while ((line = _process.StandardError.ReadLine()) is not null)
-            {
-                _log.Warning("Node primary {Pid}: {Line}", Pid, line);
-            }
-        }
-        catch (Exception e) when (e is IOException or ObjectDisposedException)
-        {
-        }
-    }
-
-    private void OnExited()
-    {
-        if (Interlocked.Exchange(ref _exited, 1) == 0)
-        {
-            _log.Information("Node primary {Pid} has exited", Pid);
-            Exited?.Invoke();
-        }
-    }
-
-    /// <summary>Closes the primary's stdin, which makes it kill any worker left and exit; kills it if it lingers.</summary>
-    public void Dispose()
-    {
-        lock (_writeLock)
-        {
-            try
-            {
-                _process.StandardInput.Close();
-            }
-            catch (IOException)
-            {
-            }
-        }
-
-        try
-        {
-            if (!_process.WaitForExit(3000))
-            {
-                _process.Kill(entireProcessTree: true);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-        }
-
-        _process.Dispose();
     }
 }
 

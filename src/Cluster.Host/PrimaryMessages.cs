@@ -6,12 +6,15 @@ namespace Cluster.Host;
 internal sealed class PrimaryCommand
 {
     public const string Fork = "fork";
+    public const string State = "state";
+    public const string Exit = "exit";
     public const string Disconnect = "disconnect";
     public const string Send = "send";
     public const string Signal = "signal";
 
     public string Cmd { get; set; } = "";
     public int Key { get; set; }
+    public string? App { get; set; }
     public string? Mode { get; set; }
     public string? Exec { get; set; }
     public List<string>? Args { get; set; }
@@ -38,6 +41,7 @@ internal sealed class PrimaryEvent
     public const string Message = "message";
     public const string Disconnected = "disconnect";
     public const string Exit = "exit";
+    public const string State = "state";
 
     public string Event { get; set; } = "";
     public int Key { get; set; }
@@ -52,6 +56,26 @@ internal sealed class PrimaryEvent
     public string? Address { get; set; }
     public int? Port { get; set; }
     public string? Node { get; set; }
+
+    /// <summary>In a state event: the Node executable and scheduling policy the primary was started with.</summary>
+    public string? NodePath { get; set; }
+
+    public string? Scheduling { get; set; }
+
+    public List<PrimaryWorkerState>? Workers { get; set; }
+}
+
+/// <summary>A worker as a primary describes it in its state event.</summary>
+internal sealed class PrimaryWorkerState
+{
+    public int Key { get; set; }
+    public string App { get; set; } = "";
+    public int Instance { get; set; }
+    public int Pid { get; set; }
+    public bool Ready { get; set; }
+
+    /// <summary>When it was forked, in milliseconds since 1970.</summary>
+    public long Started { get; set; }
 }
 
 [JsonSourceGenerationOptions(

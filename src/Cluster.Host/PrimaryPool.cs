@@ -14,8 +14,75 @@ internal sealed class PrimaryPool : IPrimaryLauncher
 
     public PrimaryPool(Func<string, string, IPrimary> start) => _start = start;
 
+    private readonly HostPaths? _paths;
+    private readonly ILogger? _log;
+
+    private PrimaryPool(Func<string, string, IPrimary> start, HostPaths paths, ILogger log)
+        : this(start)
+    {
+        _paths = paths;
+        _log = log;
+    }
+
     public static PrimaryPool ForNode(HostPaths paths, ILogger log) =>
-        new((nodePath, scheduling) => NodePrimary.Start(nodePath, paths.PrimaryScript, scheduling, log));
+        new((nodePath, scheduling) => NodePrimary.Start(paths, nodePath, scheduling, log), paths, log);
+
+    public IReadOnlyList<AdoptedWorker> AdoptRunning()
+    {
+        if (_paths is null || _log is null || !Directory.Exists(_paths.Primaries))
+        {
+            return Array.Empty<AdoptedWorker>();
+        }
+
+        var workers = new List<AdoptedWorker>();
+        foreach (string marker in Directory.GetFiles(_paths.Primaries, "*.primary"))
+        {
+            if (NodePrimary.Adopt(marker, _log) is not var (primary, state))
+            {
+                _log.Information("Removing {Marker}: no primary answers there any more", marker);
+                NodePrimary.RemoveStale(marker);
+                continue;
+            }
+
+            var key = (primary.NodePath, primary.Scheduling);
+            lock (_running)
+            {
+                if (_running.ContainsKey(key))
+                {
+                    // Two primaries for one key (a host died while starting one): keep the first.
+                    key = (primary.NodePath + "#" + primary.Pid, primary.Scheduling);
+                }
+
+                var shared = new Shared(primary);
+                primary.Exited += () => Forget(key, shared);
+                _running[key] = shared;
+            }
+
+            workers.AddRange((state.Workers ?? new List<PrimaryWorkerState>()).Select(w => new AdoptedWorker(
+                w.Key, w.App, w.Instance, w.Pid, w.Ready, DateTimeOffset.FromUnixTimeMilliseconds(w.Started), key.Item1, key.Item2, primary)));
+        }
+
+        return workers;
+    }
+
+    public void ReleaseIdle()
+    {
+        List<Shared> idle;
+        lock (_running)
+        {
+            idle = _running.Where(e => e.Value.Leases == 0).Select(e => e.Value).ToList();
+            foreach (var entry in _running.Where(e => e.Value.Leases == 0).ToList())
+            {
+                _running.Remove(entry.Key);
+            }
+        }
+
+        foreach (Shared shared in idle)
+        {
+            _log?.Information("Stopping Node primary {Pid}: no app uses it", shared.Primary.Pid);
+            shared.Primary.Dispose();
+        }
+    }
 
     public IPrimary Launch(AppDefinition app)
     {

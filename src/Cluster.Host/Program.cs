@@ -82,11 +82,14 @@ internal static partial class Program
             PrimaryPool.ForNode(paths, Log.Logger), paths, new StateStore(paths.StateFile), TimeProvider.System, Log.Logger, Environment.ProcessorCount);
         var handler = new RequestHandler(supervisor, paths, Log.Logger, () => stop.Cancel());
         var server = new ControlServer(paths.Endpoint, handler, Log.Logger);
-        Task serving = server.RunAsync(stop.Token);
         Log.Information("Cluster host {Version} started: pid {Pid}, home {Home}, endpoint {Endpoint}", RequestHandler.Version, Environment.ProcessId, paths.Home, paths.Endpoint);
 
+        // Every saved app is registered (and running workers taken back) before the first request is answered;
+        // instances that must be started again go on starting in the background.
+        Task bringingBack = supervisor.ResurrectAsync();
+        Task serving = server.RunAsync(stop.Token);
         Task watchingMemory = supervisor.WatchMemoryAsync(stop.Token);
-        await supervisor.ResurrectAsync().ConfigureAwait(false);
+        await bringingBack.ConfigureAwait(false);
         await serving.ConfigureAwait(false);
         await watchingMemory.ConfigureAwait(false);
         await supervisor.StopAllAsync().ConfigureAwait(false);

@@ -269,7 +269,11 @@ internal sealed class Supervisor
         }
     }
 
-    /// <summary>Registers the saved apps and starts the ones that were running when the last host went away.</summary>
+    /// <summary>
+    /// Registers the saved apps and brings back the ones that were running when the last host went away:
+    /// workers still serving in a primary that outlived that host are taken back as they are; missing
+    /// instances are started.
+    /// </summary>
     public async Task ResurrectAsync()
     {
         SavedState saved;
@@ -283,7 +287,14 @@ internal sealed class Supervisor
             return;
         }
 
+        IReadOnlyList<AdoptedWorker> running = _launcher.AdoptRunning();
+        var claimed = new HashSet<AdoptedWorker>();
         var starting = new List<Task>();
+        foreach (AdoptedWorker worker in running)
+        {
+            ManagedApp.ReserveKeysThrough(worker.Key);
+        }
+
         foreach (AppDefinition definition in saved.Apps)
         {
             ManagedApp app = Register(definition);
@@ -298,12 +309,26 @@ internal sealed class Supervisor
                 continue;
             }
 
-            _log.Information("Bringing {App} back: {Count} instances", app.Name, count);
+            AdoptedWorker[] mine = running.Where(w => w.App == app.Name && w.NodePath == definition.NodePath
+                && w.Scheduling == (definition.Spec.Scheduling ?? Scheduling.RoundRobin) && w.Instance < count).ToArray();
+            claimed.UnionWith(mine);
+            if (mine.Length > 0)
+            {
+                TakeBack(app, mine);
+            }
+
+            int[] missing = Enumerable.Range(0, count).Where(i => !app.Slots.Any(s => s.Instance == i && s.Current is { HasExited: false })).ToArray();
+            if (missing.Length == 0)
+            {
+                continue;
+            }
+
+            _log.Information("Bringing {App} back: starting {Count} instances", app.Name, missing.Length);
             starting.Add(UnderOperationAsync(app, async a =>
             {
                 try
                 {
-                    RestartFailed(a, await StartInstancesAsync(a, Enumerable.Range(0, count), countRestart: false).ConfigureAwait(false), "while the host brought it back");
+                    RestartFailed(a, await StartInstancesAsync(a, missing, countRestart: false).ConfigureAwait(false), "while the host brought it back");
                 }
                 catch (ClusterException e)
                 {
@@ -314,7 +339,34 @@ internal sealed class Supervisor
             }));
         }
 
+        foreach (AdoptedWorker stray in running.Where(w => !claimed.Contains(w)))
+        {
+            _log.Warning("Stopping worker {Pid} (instance {Instance} of {App}): the app no longer runs it", stray.Pid, stray.Instance, stray.App);
+            stray.Primary.Send(new PrimaryCommand { Cmd = PrimaryCommand.Signal, Key = stray.Key, SignalName = "SIGKILL" });
+        }
+
+        _launcher.ReleaseIdle();
         await Task.WhenAll(starting).ConfigureAwait(false);
+    }
+
+    /// <summary>Takes back an app's workers that kept serving while there was no host.</summary>
+    private void TakeBack(ManagedApp app, AdoptedWorker[] workers)
+    {
+        var (serving, superseded) = app.Adopt(workers);
+        TimeSpan listenTimeout = Timeouts.Listen(app.Definition.Spec.ListenTimeoutMs, null, app.Definition.Spec.Environment);
+        foreach (Worker worker in serving)
+        {
+            _ = app.WaitReadyAsync(worker, listenTimeout, CancellationToken.None);
+            app.Supervise(worker);
+        }
+
+        var retirement = Retirement.Plain(Timeouts.Kill(null, app.Definition.Spec.KillTimeoutMs));
+        foreach (Worker older in superseded)
+        {
+            _ = app.RetireAsync(older, retirement);
+        }
+
+        _log.Information("Took back {App}: {Count} workers kept serving while there was no host", app.Name, serving.Count);
     }
 
     /// <summary>

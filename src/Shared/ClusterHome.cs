@@ -40,6 +40,27 @@ namespace Cluster.Protocol
             return socket.Length <= MaxSocketPathLength ? socket : Path.Combine("/tmp", "cluster-" + id + ".sock");
         }
 
+        /// <summary>
+        /// The endpoint a Node primary listens on: as .NET names it (a pipe name, or a socket path) and as Node
+        /// listens on it (on Windows, \\.\pipe\name).
+        /// </summary>
+        public static (string PipeName, string NodeAddress) PrimaryEndpointFor(string home, string id)
+        {
+            if (RuntimeInformation.IsOSPlatform(OSPlatform.Windows))
+            {
+                string pipe = "cluster-" + Environment.UserName + "-" + StableHash(home) + "-" + id;
+                return (pipe, @"\\.\pipe\" + pipe);
+            }
+
+            string socket = Path.Combine(home, "primaries", id + ".sock");
+            if (socket.Length > MaxSocketPathLength)
+            {
+                socket = Path.Combine("/tmp", "cluster-" + StableHash(home) + "-" + id + ".sock");
+            }
+
+            return (socket, socket);
+        }
+
         private static string StableHash(string text)
         {
             // FNV-1a, 64 bit: short, stable across processes and runtimes.

@@ -21,6 +21,13 @@ namespace Cluster.Client
 
         public static string Home => ClusterHome.Resolve(Environment.GetEnvironmentVariable(ClusterHome.HomeVariable));
 
+        /// <summary>Whether a Node primary of this CLUSTER_HOME may be running without a host (the host died).</summary>
+        public static bool HasRunningPrimaries()
+        {
+            string folder = Path.Combine(Home, "primaries");
+            return Directory.Exists(folder) && Directory.GetFiles(folder, "*.primary").Length > 0;
+        }
+
         public static HostConnection? TryConnect() => HostConnection.TryConnect(ClusterHome.EndpointFor(Home), FirstTry);
 
         public static HostConnection Connect(CancellationToken cancel)

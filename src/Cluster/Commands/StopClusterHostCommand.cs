@@ -19,7 +19,9 @@ namespace Cluster.Commands
         {
             using (HostConnection? probe = HostLauncher.TryConnect())
             {
-                if (probe is null)
+                // With no host running, apps may still be: their primaries outlive a host that died. A new host
+                // takes them back, and then stops them with everything else.
+                if (probe is null && !HostLauncher.HasRunningPrimaries())
                 {
                     WriteVerbose($"No Cluster host is running for {HostLauncher.Home}.");
                     return;
