@@ -30,8 +30,10 @@ param(
     # Reloads per run under load.
     [ValidateRange(1, 100)] [int] $Reloads = 10,
 
-    # Seconds of each throughput run.
+    # Seconds of throughput load per tool and scheduling policy, given in $LoadRounds interleaved wrk runs.
     [ValidateRange(1, 60)] [int] $LoadSeconds = 10,
+
+    [ValidateRange(1, 10)] [int] $LoadRounds = 5,
 
     [ValidateRange(1, 20)] [int] $ColdStarts = 3,
 
@@ -557,24 +559,52 @@ function Measure-ControlRoundTrip([string] $Name) {
     [pscustomobject]@{ Pm2 = $pm2.ToArray(); Cluster = $cluster.ToArray() }
 }
 
+# Each target gets $LoadSeconds of wrk in $LoadRounds short runs, interleaved with the other targets' runs (order
+# reversed every round), so that a change in the machine's other load falls on every target alike.
 function Measure-Throughput {
     param([System.Collections.IDictionary] $Targets, [switch] $NewConnections)
     $mode = if ($NewConnections) { 'close' } else { 'keepalive' }
-    $results = [ordered]@{}
+    $slice = [math]::Max(1, [int][math]::Round($LoadSeconds / $LoadRounds))
+    $before = @{}
+    $runs = @{}
     foreach ($key in $Targets.Keys) {
-        $target = $Targets[$key]
-        $before = Get-RequestCounts $target.Stats
-        $run = Start-Wrk -Port $target.Port -NewConnections:$NewConnections -Seconds $LoadSeconds -Label "throughput-$key-$mode"
-        $result = Complete-Wrk $run
-        Start-Sleep -Milliseconds 500   # the app writes its counts every 200 ms
-        $after = Get-RequestCounts $target.Stats
+        $before[$key] = Get-RequestCounts $Targets[$key].Stats
+        $runs[$key] = [System.Collections.Generic.List[object]]::new()
+    }
+    $keys = @($Targets.Keys)
+    for ($round = 1; $round -le $LoadRounds; $round++) {
+        $order = if ($round % 2) { $keys } else { $keys[($keys.Count - 1)..0] }
+        foreach ($key in $order) {
+            $run = Start-Wrk -Port $Targets[$key].Port -NewConnections:$NewConnections -Seconds $slice -Label "throughput-$key-$mode-$round"
+            $runs[$key].Add((Complete-Wrk $run))
+        }
+    }
+    Start-Sleep -Milliseconds 500   # the app writes its counts every 200 ms
+
+    $results = [ordered]@{}
+    foreach ($key in $keys) {
+        $parts = $runs[$key]
+        $requests = ($parts | Measure-Object -Property Requests -Sum).Sum
+        $seconds = ($parts | Measure-Object -Property Seconds -Sum).Sum
+        $after = Get-RequestCounts $Targets[$key].Stats
         $shares = foreach ($processId in $after.Keys) {
-            $delta = $after[$processId] - $(if ($before.ContainsKey($processId)) { $before[$processId] } else { 0 })
+            $delta = $after[$processId] - $(if ($before[$key].ContainsKey($processId)) { $before[$key][$processId] } else { 0 })
             if ($delta -gt 0) { [pscustomobject]@{ Pid = $processId; Requests = $delta } }
         }
-        $result | Add-Member -NotePropertyName Distribution -NotePropertyValue @($shares | Sort-Object Requests -Descending)
+        $result = [pscustomobject]@{
+            Runs = $parts.Count
+            Requests = $requests
+            Seconds = $seconds
+            RequestsPerSecond = if ($seconds -gt 0) { $requests / $seconds } else { 0 }
+            RunRates = @($parts | ForEach-Object { $_.RequestsPerSecond })
+            Failed = ($parts | Measure-Object -Property Failed -Sum).Sum
+            LatencyP50Ms = Get-Median @($parts | ForEach-Object { $_.LatencyP50Ms })
+            LatencyP99Ms = Get-Median @($parts | ForEach-Object { $_.LatencyP99Ms })
+            Distribution = @($shares | Sort-Object Requests -Descending)
+        }
         $results[$key] = $result
-        Write-Host ("    {0,-14} {1,-9} {2,8:N0} req/s, {3} failed, spread {4}" -f $key, $mode, $result.RequestsPerSecond, $result.Failed, (Format-Distribution $result.Distribution))
+        Write-Host ("    {0,-14} {1,-9} {2,8:N0} req/s (runs: {3}), {4} failed, spread {5}" -f $key, $mode, $result.RequestsPerSecond, `
+            (($result.RunRates | ForEach-Object { '{0:N0}' -f $_ }) -join ' '), $result.Failed, (Format-Distribution $result.Distribution))
     }
     $results
 }
@@ -643,11 +673,20 @@ function Format-Ms([double] $Value) {
 
 function Format-MB([double] $Bytes) { '{0:N1} MB' -f ($Bytes / $MiB) }
 
+function Format-Count([int] $Count, [string] $One, [string] $Many) { "$Count $(if ($Count -eq 1) { $One } else { $Many })" }
+
 function Format-Distribution($Shares) {
     $shares = @($Shares)
     $total = ($shares | Measure-Object -Property Requests -Sum).Sum
     if (-not $total) { return 'n/a' }
     ($shares | ForEach-Object { '{0:N0}%' -f (100 * $_.Requests / $total) }) -join ' / '
+}
+
+function Format-TopShare($Shares) {
+    $shares = @($Shares)
+    $total = ($shares | Measure-Object -Property Requests -Sum).Sum
+    if (-not $total) { return 'n/a' }
+    '{0:N0}%' -f (100 * $shares[0].Requests / $total)
 }
 
 function Format-Failed($Result) {
@@ -763,7 +802,7 @@ try {
     Write-Step "Control round trip: Get-ClusterApp x $ControlSamples in this session, pm2 jlist x $JlistSamples"
     Invoke-Measure Control { Measure-ControlRoundTrip $AppName }
 
-    Write-Step "Throughput: wrk -t1 -c16 -d$($LoadSeconds)s, keep-alive and 'Connection: close'"
+    Write-Step "Throughput: wrk -t1 -c16, $LoadSeconds s per target in $LoadRounds interleaved runs, keep-alive and 'Connection: close'"
     $sharedPort = Get-FreePort
     $sharedStats = New-StatsFolder 'cluster-shared'
     Start-BenchClusterApp -Name $SharedAppName -Port $sharedPort -StatsFolder $sharedStats -Scheduling Shared
@@ -774,7 +813,6 @@ try {
     }
     Invoke-Measure ThroughputKeepAlive { Measure-Throughput -Targets $targets }
     Invoke-Measure ThroughputClose { Measure-Throughput -Targets $targets -NewConnections }
-    Remove-ClusterApp -Name $SharedAppName -Confirm:$false
 
     Write-Step "Reload wall time, $InstanceCount instances, no load ($ReloadSamples each)"
     Invoke-Measure ReloadTime { Measure-ReloadTime $AppName }
@@ -859,7 +897,7 @@ foreach ($case in @(
     foreach ($policy in 'cluster-rr', 'cluster-shared') {
         $policyName = if ($policy -eq 'cluster-rr') { 'RoundRobin' } else { 'Shared' }
         $target = '≥ {0:N1}' -f $case.Target
-        $measure = "Throughput, wrk -t1 -c16 -d$($LoadSeconds)s, $($case.Label), Cluster -Scheduling $policyName (req/s)"
+        $measure = "Throughput, wrk -t1 -c16, $LoadSeconds s, $($case.Label), Cluster -Scheduling $policyName (req/s)"
         if (Test-Measured @($case.Name) $measure $target $rows) {
             $pm2Rps = $results[$case.Name]['pm2'].RequestsPerSecond
             $rps = $results[$case.Name][$policy].RequestsPerSecond
@@ -878,7 +916,7 @@ foreach ($case in $memoryCases) {
         $pm2Bytes = $results[$case.Name].Pm2.Total
         $cluster = $results[$case.Name].Cluster
         $rows.Add((New-Row -Measure $measure -Pm2 (Format-MB $pm2Bytes) `
-                    -Cluster ("{0} (host {1} + {2} primaries {3})" -f (Format-MB $cluster.Total), (Format-MB $cluster.HostRss), $cluster.PrimaryCount, (Format-MB $cluster.PrimaryRss)) `
+                    -Cluster ("{0} (host {1} + {2} {3})" -f (Format-MB $cluster.Total), (Format-MB $cluster.HostRss), (Format-Count $cluster.PrimaryCount 'primary' 'primaries'), (Format-MB $cluster.PrimaryRss)) `
                     -Ratio ($cluster.Total / $pm2Bytes) -Target '≤ 1.0' -Met (($cluster.Total / $pm2Bytes) -le 1.0)))
     }
 }
@@ -906,7 +944,7 @@ foreach ($case in @(
                 'req/s' = '{0:N0}' -f $run.RequestsPerSecond
                 'Share per instance' = Format-Distribution $run.Distribution
                 'Requests per instance' = (@($run.Distribution) | ForEach-Object { '{0:N0}' -f $_.Requests }) -join ' / '
-                'p50 / p99 latency' = ('{0} / {1}' -f (Format-Ms $run.LatencyP50Ms), (Format-Ms $run.LatencyP99Ms))
+                'p50 / p99 latency (median of runs)' = ('{0} / {1}' -f (Format-Ms $run.LatencyP50Ms), (Format-Ms $run.LatencyP99Ms))
                 Failed = $run.Failed
             })
     }
@@ -936,8 +974,17 @@ if ($results.ContainsKey('Memory1') -and $results.ContainsKey('Memory5')) {
     $m1 = $results.Memory1
     $m5 = $results.Memory5
     $perPrimary = if ($m5.Cluster.PrimaryCount) { $m5.Cluster.PrimaryRss / $m5.Cluster.PrimaryCount } else { 0 }
-    $notes.Add(('Memory: the Cluster host itself is {0} with 1 app and {1} with {2} apps; Cluster runs one Node primary per app, {3} each on average ({4} for {5} primaries), while PM2 keeps every app in its one daemon ({6} with 1 app, {7} with {2}).' -f `
-                (Format-MB $m1.Cluster.HostRss), (Format-MB $m5.Cluster.HostRss), $MemoryAppCount, (Format-MB $perPrimary), (Format-MB $m5.Cluster.PrimaryRss), $m5.Cluster.PrimaryCount, (Format-MB $m1.Pm2.Total), (Format-MB $m5.Pm2.Total)))
+    $notes.Add(('Memory: with {0} apps Cluster ran {1} for its {2}, {3} each on average, beside a host of {4} ({5} with 1 app); PM2 keeps every app in its one daemon ({6} with 1 app, {7} with {0}).' -f `
+                $MemoryAppCount, (Format-Count $m5.Cluster.PrimaryCount 'Node primary' 'Node primaries'), (Format-Count $m5.Cluster.WorkerCount 'worker' 'workers'), (Format-MB $perPrimary), (Format-MB $m5.Cluster.HostRss), (Format-MB $m1.Cluster.HostRss), (Format-MB $m1.Pm2.Total), (Format-MB $m5.Pm2.Total)))
+}
+foreach ($case in @(
+        @{ Label = 'keep-alive'; Name = 'ThroughputKeepAlive' }
+        @{ Label = 'a new connection per request'; Name = 'ThroughputClose' })) {
+    if (-not $results.ContainsKey($case.Name)) { continue }
+    $data = $results[$case.Name]
+    $notes.Add(('Scheduling, {0}: Shared gave {1:N2}× the requests/s of RoundRobin ({2:N0} vs {3:N0}); the busiest instance answered {4} of the requests with RoundRobin and {5} with Shared.' -f `
+                $case.Label, ($data['cluster-shared'].RequestsPerSecond / $data['cluster-rr'].RequestsPerSecond), $data['cluster-shared'].RequestsPerSecond, $data['cluster-rr'].RequestsPerSecond, `
+                (Format-TopShare $data['cluster-rr'].Distribution), (Format-TopShare $data['cluster-shared'].Distribution)))
 }
 foreach ($name in 'ReloadClusterKeepAlive', 'ReloadClusterClose', 'ReloadPm2KeepAlive', 'ReloadPm2Close') {
     if (-not $results.ContainsKey($name)) { continue }
@@ -997,8 +1044,10 @@ $sections.Add(@"
   host) -> the first HTTP 200, polled on a new connection every 5 ms from the start of the command.
 - **Control round trip**: ``Get-ClusterApp`` inside one pwsh session vs ``pm2 jlist`` as a new process per call, as a
   user runs each; both with the same app running.
-- **Throughput**: wrk ``-t1 -c16 -d$($LoadSeconds)s``, with keep-alive and with ``-H 'Connection: close'``, one tool
-  after the other; wrk and the app share the machine's $([Environment]::ProcessorCount) CPUs.
+- **Throughput**: wrk ``-t1 -c16``, with keep-alive and with ``-H 'Connection: close'``: $LoadSeconds s of load for each
+  of PM2, Cluster RoundRobin and Cluster Shared, given as $LoadRounds runs of ``-d$([math]::Max(1, [int][math]::Round($LoadSeconds / $LoadRounds)))s``
+  taken in turns (the order reversed every round), so that other load on the machine falls on all three alike.
+  Requests/s = all requests ÷ all run time. wrk and the app share the machine's $([Environment]::ProcessorCount) CPUs.
 - **Memory**: resident set size (RSS) of idle apps after a 3 s settle: the PM2 God daemon (its pid file) vs the
   Cluster host (``Get-ClusterHost``) plus its Node primaries (the parent processes of the workers). Worker RSS is
   listed for information only: PM2 loads its agent into every worker, Cluster loads a small drain preload.
