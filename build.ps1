@@ -1,4 +1,4 @@
-#Requires -Version 7.0
+#Requires -Version 7.2
 <#
 .SYNOPSIS
     Builds, tests and demonstrates the Cluster module.
@@ -275,7 +275,7 @@ function Invoke-TestTask {
         $note = if ($run.Problem) { " ($($run.Problem))" } else { '' }
         Write-Host "${name}: $($run.Passed) passed, $($run.Failed) failed$note"
     }
-    if ($passed -eq 0) {
+    if ($passed + $failed -eq 0) {
         Write-Host 'No tests ran.'
     }
     Write-Host "$passed passed, $failed failed"
@@ -344,10 +344,8 @@ function Invoke-PesterSuite {
     if (Test-Path $summary) {
         $counts = Get-Content -Raw $summary | ConvertFrom-Json
         $result.Passed = [int] $counts.Passed
-        $result.Failed = [int] $counts.Failed + [int] $counts.FailedBlocks + [int] $counts.FailedContainers
-        if ($counts.FailedContainers -or $counts.FailedBlocks) {
-            $result.Problem = "including $($counts.FailedContainers) test file(s) and $($counts.FailedBlocks) block(s) that failed outside a test"
-        }
+        $result.Failed = [int] $counts.Failed
+        if ($counts.Note) { $result.Problem = $counts.Note }
     }
     elseif (-not $result.Problem) {
         $result.Problem = 'no summary was written'

@@ -28,11 +28,22 @@ $configuration.TestResult.OutputPath = $ResultPath
 
 $result = Invoke-Pester -Configuration $configuration
 
+# No test files: Pester reports that and returns no run object.
+$ran = $null -ne $result -and $result.PSObject.Properties['PassedCount']
+$failed = if ($ran) { $result.FailedCount + $result.FailedContainersCount } else { 0 }
+$note = $null
+if ($ran -and $result.FailedContainersCount) {
+    $note = "$($result.FailedContainersCount) test file(s) failed to run"
+}
+# A failed BeforeAll fails the tests under it, but a failed AfterAll fails no test: count it once.
+if ($ran -and $failed -eq 0 -and $result.Result -eq 'Failed') {
+    $failed = 1
+    $note = 'a setup or teardown block failed'
+}
+
 [ordered]@{
-    Passed           = $result.PassedCount
-    Failed           = $result.FailedCount
-    Skipped          = $result.SkippedCount
-    NotRun           = $result.NotRunCount
-    FailedBlocks     = $result.FailedBlocksCount
-    FailedContainers = $result.FailedContainersCount
+    Passed  = if ($ran) { $result.PassedCount } else { 0 }
+    Failed  = $failed
+    Skipped = if ($ran) { $result.SkippedCount } else { 0 }
+    Note    = $note
 } | ConvertTo-Json | Set-Content -Path $SummaryPath -Encoding utf8
