@@ -59,7 +59,7 @@ function Read-Page([string] $File) {
         }
         $start = $end + 1
     }
-    [pscustomobject]@{ File = $File; Front = $front; Blocks = @(ConvertTo-Block $File @($lines | Select-Object -Skip $start)) }
+    [pscustomobject]@{ File = $File; Front = $front; Blocks = @(ConvertTo-Block $File @(Select-From $lines $start)) }
 }
 
 # Markdown lines -> headings, fenced code blocks and paragraphs (runs of non-blank lines).
@@ -134,6 +134,18 @@ function ConvertTo-PlainText([string] $Text) {
     -join $plain
 }
 
+# The items of an array from a position on; none past its end.
+function Select-From([object[]] $Items, [int] $Start) {
+    if ($Start -lt $Items.Count) { $Items[$Start..($Items.Count - 1)] }
+}
+
+# 'a, b, c' -> its items, trimmed; none for an empty value.
+function Split-List([string] $Value) {
+    foreach ($item in $Value.Split(',')) {
+        if ($item.Trim()) { $item.Trim() }
+    }
+}
+
 # A paragraph block -> its text paragraphs: a list item each, otherwise the lines joined into one.
 function ConvertTo-Paragraph([object] $Block) {
     $items = [Collections.Generic.List[string]]::new()
@@ -164,7 +176,7 @@ function Get-SectionParagraph([object[]] $Blocks, [string] $File, [string] $Wher
     foreach ($block in $Blocks) {
         switch ($block.Kind) {
             'Paragraph' { ConvertTo-Paragraph $block }
-            'Code' { ($block.Lines | ForEach-Object { '    ' + $_ }) -join "`n" }
+            'Code' { (@($block.Lines).ForEach({ '    ' + $_ })) -join "`n" }
             'Heading' { Stop-Conversion $File "$Where has a heading '$($block.Text)' where text belongs." }
         }
     }
@@ -200,7 +212,7 @@ function Read-CmdletPage([object] $Page) {
     foreach ($required in $RequiredCmdletSections) {
         if (-not $sections.ContainsKey($required)) { Stop-Conversion $file "the page has no '## $required'." }
     }
-    $expectedOrder = @($CmdletSections | Where-Object { $order.Contains($_) })
+    $expectedOrder = @($CmdletSections.Where({ $order.Contains($_) }))
     if (($order -join '|') -ne ($expectedOrder -join '|')) { Stop-Conversion $file "the sections are out of order; PlatyPS expects $($CmdletSections -join ', ')." }
 
     $synopsis = @(Get-SectionParagraph $sections['SYNOPSIS'] $file 'SYNOPSIS')
@@ -233,7 +245,7 @@ function Read-ParameterSection([string] $File, [object[]] $Blocks) {
     $sawCommon = $false
     foreach ($section in (Split-Section $Blocks 3)) {
         if (-not $section.Title) {
-            if (@($section.Blocks | Where-Object Kind -ne 'Paragraph').Count) { Stop-Conversion $File '## PARAMETERS has content before its first ### heading.' }
+            if (@($section.Blocks.Where({ $_.Kind -ne 'Paragraph' })).Count) { Stop-Conversion $File '## PARAMETERS has content before its first ### heading.' }
             continue
         }
         if ($section.Title -eq 'CommonParameters') { $sawCommon = $true; continue }
@@ -241,7 +253,7 @@ function Read-ParameterSection([string] $File, [object[]] $Blocks) {
         $name = $Matches[1]
         if ($parameters.Contains($name)) { Stop-Conversion $File "parameter -$name is documented twice." }
 
-        $yaml = @($section.Blocks | Where-Object { $_.Kind -eq 'Code' -and $_.Text -eq 'yaml' })
+        $yaml = @($section.Blocks.Where({ $_.Kind -eq 'Code' -and $_.Text -eq 'yaml' }))
         if ($yaml.Count -ne 1) { Stop-Conversion $File "parameter -$name needs exactly one ``````yaml block (it has $($yaml.Count))." }
         $fields = @{}
         foreach ($line in $yaml[0].Lines) {
@@ -260,22 +272,22 @@ function Read-ParameterSection([string] $File, [object[]] $Blocks) {
         if ($fields['Accept pipeline input'] -notmatch '^(False|True \((ByValue|ByPropertyName)(, (ByValue|ByPropertyName))?\))$') {
             Stop-Conversion $File "parameter -${name}: 'Accept pipeline input' must be False or True (ByValue / ByPropertyName), not '$($fields['Accept pipeline input'])'."
         }
-        $description = @(Get-SectionParagraph @($section.Blocks | Where-Object { -not ($_.Kind -eq 'Code' -and $_.Text -eq 'yaml') }) $File "parameter -$name")
+        $description = @(Get-SectionParagraph @($section.Blocks.Where({ -not ($_.Kind -eq 'Code' -and $_.Text -eq 'yaml') })) $File "parameter -$name")
         if ($description.Count -eq 0) { Stop-Conversion $File "parameter -$name has no description." }
 
-        $sets = @($fields['Parameter Sets'] -split ',' | ForEach-Object Trim | Where-Object { $_ })
+        $sets = @(Split-List $fields['Parameter Sets'])
         $parameters[$name] = [pscustomobject]@{
             Name           = $name
             Description    = $description
             Type           = $fields['Type']
             Sets           = $sets
-            Aliases        = @($fields['Aliases'] -split ',' | ForEach-Object Trim | Where-Object { $_ })
+            Aliases        = @(Split-List $fields['Aliases'])
             Required       = $fields['Required'] -eq 'True'
             Position       = $fields['Position']
             Default        = if ($fields['Default value']) { $fields['Default value'] } else { 'None' }
             PipelineInput  = $fields['Accept pipeline input']
             Globbing       = $fields['Accept wildcard characters'] -eq 'True'
-            AcceptedValues = @(if ($fields.ContainsKey('Accepted values')) { $fields['Accepted values'] -split ',' | ForEach-Object Trim | Where-Object { $_ } })
+            AcceptedValues = @(if ($fields.ContainsKey('Accepted values')) { Split-List $fields['Accepted values'] })
         }
     }
     if (-not $sawCommon) { Stop-Conversion $File '## PARAMETERS has no ### CommonParameters.' }
@@ -286,13 +298,13 @@ function Read-SyntaxSection([string] $File, [string] $Name, [object[]] $Blocks, 
     $used = [Collections.Generic.HashSet[string]]::new([StringComparer]::OrdinalIgnoreCase)
     $count = 0
     foreach ($section in (Split-Section $Blocks 3)) {
-        $code = @($section.Blocks | Where-Object Kind -eq 'Code')
+        $code = @($section.Blocks.Where({ $_.Kind -eq 'Code' }))
         if (-not $section.Title -and $code.Count -eq 0) { continue }
         if ($code.Count -ne 1) { Stop-Conversion $File "each parameter set under ## SYNTAX needs one code block ('$($section.Title)' has $($code.Count))." }
         $line = ($code[0].Lines -join ' ').Trim()
         if (-not $line.StartsWith("$Name ") -and $line -ne $Name) { Stop-Conversion $File "the syntax '$line' does not start with '$Name'." }
         $setName = $section.Title -replace '\s*\(Default\)$', ''
-        $names = @([regex]::Matches($line, '(?<=[\[\s])-(\w+)') | ForEach-Object { $_.Groups[1].Value })
+        $names = @(foreach ($match in [regex]::Matches($line, '(?<=[\[\s])-(\w+)')) { $match.Groups[1].Value })
         foreach ($parameterName in $names) {
             if (-not $Parameters.Contains($parameterName)) { Stop-Conversion $File "the syntax names -$parameterName, which has no '### -$parameterName' under PARAMETERS." }
             $parameter = $Parameters[$parameterName]
@@ -302,7 +314,7 @@ function Read-SyntaxSection([string] $File, [string] $Name, [object[]] $Blocks, 
             [void] $used.Add($parameterName)
         }
         $count++
-        [pscustomobject]@{ Set = $setName; Parameters = @($names | ForEach-Object { $Parameters[$_] }) }
+        [pscustomobject]@{ Set = $setName; Parameters = @(foreach ($parameterName in $names) { $Parameters[$parameterName] }) }
     }
     if ($count -eq 0) { Stop-Conversion $File '## SYNTAX has no code block.' }
     foreach ($parameterName in $Parameters.Keys) {
@@ -311,21 +323,21 @@ function Read-SyntaxSection([string] $File, [string] $Name, [object[]] $Blocks, 
 }
 
 function Read-ExampleSection([string] $File, [object[]] $Blocks) {
-    $examples = @(Split-Section $Blocks 3 | Where-Object Title)
+    $examples = @(@(Split-Section $Blocks 3).Where({ $_.Title }))
     if ($examples.Count -eq 0) { Stop-Conversion $File '## EXAMPLES has no ### example.' }
     foreach ($example in $examples) {
-        $code = @($example.Blocks | Where-Object Kind -eq 'Code')
+        $code = @($example.Blocks.Where({ $_.Kind -eq 'Code' }))
         if ($code.Count -eq 0) { Stop-Conversion $File "the example '$($example.Title)' has no code block." }
         $blocks = @($example.Blocks)
         if ($blocks[0].Kind -ne 'Code') {
             Stop-Conversion $File "the example '$($example.Title)' has text before its code; the code comes first, then what it does."
         }
         $last = [Array]::LastIndexOf([object[]] $blocks, $code[-1])
-        $remarks = @(Get-SectionParagraph @($blocks | Select-Object -Skip ($last + 1)) $File "the example '$($example.Title)'")
+        $remarks = @(Get-SectionParagraph @(Select-From $blocks ($last + 1)) $File "the example '$($example.Title)'")
         if ($remarks.Count -eq 0) { Stop-Conversion $File "the example '$($example.Title)' does not say what it does (no text after its code)." }
         [pscustomobject]@{
             Title   = $example.Title
-            Code    = (($code | ForEach-Object { $_.Lines -join "`n" }) -join "`n`n")
+            Code    = (@($code.ForEach({ $_.Lines -join "`n" })) -join "`n`n")
             Remarks = $remarks
         }
     }
@@ -508,7 +520,7 @@ function Format-Wrapped([string] $Text, [string] $First, [string] $Rest) {
     $lines = [Collections.Generic.List[string]]::new()
     $line = $First
     $empty = $true
-    foreach ($word in ($Text -split '\s+' | Where-Object { $_ })) {
+    foreach ($word in $Text.Split([char[]] " `t`r`n", [StringSplitOptions]::RemoveEmptyEntries)) {
         if (-not $empty -and $line.Length + 1 + $word.Length -gt $TextWidth) {
             $lines.Add($line)
             $line = $Rest + $word
@@ -530,7 +542,7 @@ function ConvertTo-AboutText([object] $Page) {
         Stop-Conversion $file "an about page opens with '# <Module>' and '## $topic'."
     }
 
-    $sections = @(Split-Section ($blocks | Select-Object -Skip 2) 1)
+    $sections = @(Split-Section @(Select-From $blocks 2) 1)
     foreach ($required in $AboutSections) {
         if ($sections.Title -notcontains $required) { Stop-Conversion $file "the page has no '# $required'." }
     }
@@ -542,7 +554,7 @@ function ConvertTo-AboutText([object] $Page) {
     foreach ($section in $sections) {
         if (-not $section.Title) { Stop-Conversion $file 'there is text outside a # section.' }
         if ($section.Title -cmatch '[a-z]') { Stop-Conversion $file "'# $($section.Title)': top-level about headings are upper case." }
-        if (@($section.Blocks | Where-Object Kind -ne 'Heading').Count -eq 0) { Stop-Conversion $file "'# $($section.Title)' is empty." }
+        if (@($section.Blocks.Where({ $_.Kind -ne 'Heading' })).Count -eq 0) { Stop-Conversion $file "'# $($section.Title)' is empty." }
         $out.Add('')
         $out.Add($section.Title)
         $previous = 'Heading'

@@ -1,0 +1,147 @@
+#Requires -Version 7.0
+# How the module's objects look at the prompt and after a trip through serialization (remoting, jobs), and
+# what Tab completes: against a real host running a real two-instance HTTP app.
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    Import-ClusterModule
+    $script:ClusterHome = New-TestClusterHome
+    $script:Fixture = Join-Path $PSScriptRoot '../fixtures/formatting' | Resolve-Path
+    $script:Port = Get-FreePort
+    $script:AppName = 'fmtview'
+    $script:Started = Start-ClusterApp -Path (Join-Path $Fixture 'server.js') -Name $AppName -Instances 2 -Environment @{ PORT = $Port } -ErrorAction Stop
+    $script:Pids = @($Started.Instances.Pid)
+    # Each instance logs a line once it listens; it may reach its log file just after the start returns.
+    Wait-Until { @(Get-ClusterLog $AppName).Count -ge 2 } -TimeoutSeconds 10 -Because 'both instances to log that they listen'
+    $PSStyle.OutputRendering = 'PlainText'
+
+    # Rendered as at the prompt, wide enough that no column is cut.
+    function ConvertTo-Text([Parameter(ValueFromPipeline)] $InputObject) {
+        end { $input | Out-String -Width 250 }
+    }
+
+    # Serialized and deserialized as remoting and jobs do (one level deep unless the type asks for more).
+    function Copy-Deserialized($InputObject, [int] $Depth = 1) {
+        [System.Management.Automation.PSSerializer]::Deserialize([System.Management.Automation.PSSerializer]::Serialize($InputObject, $Depth))
+    }
+
+    function Get-Completion([string] $Line) {
+        @((TabExpansion2 -inputScript $Line -cursorColumn $Line.Length).CompletionMatches)
+    }
+
+    # Header, then one row per app: Name Mode Status Instances Restarts CPU Memory(MB) Uptime.
+    $script:AppHeader = '(?m)^Name\s+Mode\s+Status\s+Instances\s+Restarts\s+CPU\s+Memory\(MB\)\s+Uptime\s*$'
+    $script:AppRow = "(?m)^$AppName\s+Cluster\s+Online\s+2/2\s+\d+\s+\d+\.\d%\s+\d+\.\d\s+(\d+s|\d+m \d+s)\s*$"
+    $script:InstanceHeader = '(?m)^App\s+Instance\s+Pid\s+Status\s+Restarts\s+CPU\s+Memory\(MB\)\s+Uptime\s*$'
+}
+
+AfterAll {
+    Remove-TestClusterHome $ClusterHome
+}
+
+Describe 'The app views' {
+    It 'shows an app as a table row with its instances online/total, CPU, memory in MB and uptime' {
+        $Started.Instances.Count | Should -Be 2
+        $text = Get-ClusterApp | ConvertTo-Text
+        $text | Should -Match $AppHeader
+        $text | Should -Match $AppRow
+    }
+
+    It 'shows the instances of an app as a table with their pids' {
+        $text = (Get-ClusterApp $AppName).Instances | ConvertTo-Text
+        $text | Should -Match $InstanceHeader
+        foreach ($instance in 0, 1) {
+            $text | Should -Match "(?m)^$AppName\s+$instance\s+$($Pids[$instance])\s+Online\s+\d+\s+\d+\.\d%\s+\d+\.\d\s+\S+"
+        }
+    }
+
+    It 'has a list view with the instance count and the pids' {
+        $text = Get-ClusterApp $AppName | Format-List | ConvertTo-Text
+        $text | Should -Match '(?m)^Instances\s+: 2/2 online\s*$'
+        $text | Should -Match "(?m)^Pids\s+: $($Pids[0]), $($Pids[1])\s*$"
+        $text | Should -Match "(?m)^Script\s+: .*server\.js\s*$"
+    }
+
+    It 'shows a log line as app[instance] stream | text' {
+        $text = Get-ClusterLog $AppName -Instance 0 | ConvertTo-Text
+        $text | Should -Match ([regex]::Escape("$AppName[0] out | instance 0 listening on $Port"))
+    }
+
+    It 'shows the host as a list with its home and memory' {
+        $text = Get-ClusterHost | ConvertTo-Text
+        $text | Should -Match "(?m)^Home\s+: $([regex]::Escape($ClusterHome))\s*$"
+        $text | Should -Match '(?m)^Memory\(MB\)\s+: \d+\.\d\s*$'
+    }
+}
+
+Describe 'The views of deserialized objects' {
+    It 'shows a deserialized app with the same columns' {
+        $copy = Copy-Deserialized (Get-ClusterApp $AppName) -Depth 3
+        $copy.PSTypeNames[0] | Should -Be 'Deserialized.Cluster.App'
+        $text = $copy | ConvertTo-Text
+        $text | Should -Match $AppHeader
+        $text | Should -Match $AppRow
+    }
+
+    It 'keeps the instances of an app serialized one level deep, as remoting and jobs do, and shows them' {
+        $copy = Copy-Deserialized (Get-ClusterApp $AppName) -Depth 1
+        $copy.Instances[0].PSTypeNames[0] | Should -Be 'Deserialized.Cluster.Instance'
+        $text = $copy.Instances | ConvertTo-Text
+        $text | Should -Match $InstanceHeader
+        $text | Should -Match "(?m)^$AppName\s+0\s+$($Pids[0])\s+Online"
+        $text | Should -Match "(?m)^$AppName\s+1\s+$($Pids[1])\s+Online"
+    }
+
+    It 'shows deserialized log lines and host like the live ones' {
+        (Copy-Deserialized (Get-ClusterLog $AppName -Instance 1) | ConvertTo-Text) |
+            Should -Match ([regex]::Escape("$AppName[1] out | instance 1 listening on $Port"))
+        (Copy-Deserialized (Get-ClusterHost) | ConvertTo-Text) | Should -Match "(?m)^Home\s+: $([regex]::Escape($ClusterHome))\s*$"
+    }
+}
+
+Describe 'Tab completion' {
+    It 'completes -Name of <Command> with the names of running apps' -ForEach @(
+        @{ Command = 'Get-ClusterApp' }
+        @{ Command = 'Invoke-ClusterReload' }
+        @{ Command = 'Get-ClusterLog' }
+    ) {
+        $completions = Get-Completion "$Command -Name fmtv"
+        $completions.CompletionText | Should -Contain $AppName
+        ($completions | Where-Object CompletionText -eq $AppName).ResultType | Should -Be 'ParameterValue'
+    }
+
+    It 'completes the first positional argument of Stop-ClusterApp with app names' {
+        (Get-Completion 'Stop-ClusterApp fmtv').CompletionText | Should -Contain $AppName
+    }
+
+    It 'offers no app for a prefix no app has' {
+        (Get-Completion 'Get-ClusterApp -Name zzqx').CompletionText | Should -Not -Contain $AppName
+    }
+
+    It 'does not start a host to complete a name' {
+        $otherHome = Join-Path ([IO.Path]::GetTempPath()) ('cl-' + [guid]::NewGuid().ToString('n').Substring(0, 10))
+        $null = New-Item -ItemType Directory -Path $otherHome
+        $env:CLUSTER_HOME = $otherHome
+        try {
+            (Get-Completion 'Get-ClusterApp -Name fmtv').CompletionText | Should -Not -Contain $AppName
+            Join-Path $otherHome 'host.lock' | Should -Not -Exist
+        }
+        finally {
+            $env:CLUSTER_HOME = $ClusterHome
+            Remove-Item -Recurse -Force $otherHome
+        }
+    }
+
+    It 'completes -Path of Start-ClusterApp with files' {
+        $partial = Join-Path $Fixture 'serv'
+        $completions = Get-Completion "Start-ClusterApp -Path $partial"
+        $completions.ResultType | Should -Contain 'ProviderItem'
+        @($completions.CompletionText | ForEach-Object { $_.Trim("'") }) | Should -Contain (Join-Path $Fixture 'server.js')
+    }
+}
+
+Describe 'The type data' {
+    It 'asks for apps to be serialized two levels deep, so their instances stay objects' {
+        (Get-TypeData -TypeName Cluster.App).SerializationDepth | Should -Be 2
+    }
+}
