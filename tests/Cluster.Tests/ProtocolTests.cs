@@ -155,6 +155,17 @@ public sealed class ProtocolTests
         Assert.Equal(4, LogTail.Read(log, 20).Count);
     }
 
+    [Fact]
+    public void LogTail_reads_a_file_rotated_since_the_offset_from_its_start()
+    {
+        using var folder = new TempFolder();
+        string log = folder.WriteFile("app-0.err.log", string.Concat(Enumerable.Range(1, 50).Select(i => $"before rotation {i}\n")));
+        long offset = LogTail.LengthOf(log);
+        File.WriteAllText(log, "after rotation\n");
+
+        Assert.Equal(new[] { "after rotation" }, LogTail.Read(log, 20, offset));
+    }
+
     /// <summary>A stream that hands out its bytes a few at a time, as a socket may.</summary>
     private sealed class TrickleStream : Stream
     {

@@ -68,6 +68,61 @@ public sealed class SupervisorTests : IDisposable
     }
 
     [Fact]
+    public async Task Start_refuses_a_name_in_use_whatever_its_case()
+    {
+        await _h.StartAsync("api", 1);
+
+        var error = await Assert.ThrowsAsync<ClusterException>(() => _h.StartAsync("API", 1));
+
+        Assert.Equal("NameInUse", error.Code);
+        Assert.Equal(ErrorCategories.ResourceExists, error.Category);
+        Assert.Equal(1, _h.Timeline.ForkCount);
+        Assert.Single(_h.Supervisor.List(null));
+    }
+
+    [Fact]
+    public async Task Restart_starts_a_stopped_app_again_and_counts_the_restart()
+    {
+        await _h.StartAsync("api", 2);
+        await _h.Supervisor.StopAsync("api");
+
+        AppInfo app = await Wait.Bounded(_h.Supervisor.RestartAsync("api"));
+
+        Assert.Equal("online", app.Status);
+        Assert.All(app.Instances, i => Assert.Equal(1, i.Restarts));
+        Assert.Equal(2, _h.Timeline.Forks(0).Count);
+        Assert.Equal(2, _h.Timeline.Forks(1).Count);
+        Assert.False(_h.State.Load().Apps.Single().Stopped);
+    }
+
+    [Fact]
+    public async Task A_new_host_brings_back_running_apps_and_leaves_stopped_ones_stopped()
+    {
+        await _h.StartAsync("api", 2);
+        await _h.StartAsync("web", 1);
+        await _h.Supervisor.StopAsync("web");
+        var nextLauncher = new FakePrimaryLauncher(_h.Time);
+        Supervisor next = _h.NextHost(nextLauncher);
+        try
+        {
+            await Wait.Bounded(next.ResurrectAsync());
+
+            AppInfo api = next.List("api").Single();
+            AppInfo web = next.List("web").Single();
+            Assert.Equal("online", api.Status);
+            Assert.Equal(new[] { 0, 1 }, api.Instances.Select(i => i.Instance));
+            Assert.Equal(2, nextLauncher.Timeline.ForkCount);
+            Assert.Equal(new[] { _h.Paths.OutLog("api", 0), _h.Paths.OutLog("api", 1) }, nextLauncher.Timeline.Commands.Select(c => c.Out));
+            Assert.Equal("stopped", web.Status);
+            Assert.Single(web.Instances);
+        }
+        finally
+        {
+            await next.StopAllAsync();
+        }
+    }
+
+    [Fact]
     public async Task Reload_replaces_each_instance_keeping_NODE_APP_INSTANCE()
     {
         await _h.StartAsync("api", 2);

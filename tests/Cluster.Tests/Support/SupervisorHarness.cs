@@ -23,6 +23,10 @@ internal sealed class SupervisorHarness : IDisposable
         Supervisor = new Supervisor(launcher, Paths, State, Time, new LoggerConfiguration().CreateLogger(), processorCount);
     }
 
+    /// <summary>A second host over the same CLUSTER_HOME and state file, as after the host was restarted.</summary>
+    public Supervisor NextHost(FakePrimaryLauncher launcher) =>
+        new(launcher, Paths, State, Time, new LoggerConfiguration().CreateLogger(), processorCount: 2);
+
     public FakeTimeProvider Time { get; }
 
     public FakePrimaryLauncher Launcher { get; }
