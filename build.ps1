@@ -9,7 +9,9 @@
            ends with one line "N passed, N failed" and fails when anything failed or nothing ran.
     Demo   Build, then runs examples/hello as a cluster, reloads it and removes it again.
     Clean  removes out/ and every bin/ and obj/ folder.
-    Docs, Bench, Soak are not available yet.
+    Docs   turns docs/en-US into the module's help (PlatyPS where installed, else tools/New-ClusterHelp.ps1).
+    Bench  Build, then Cluster and PM2 7.0.4 side by side (bench/Invoke-Benchmark.ps1, report in docs/benchmarks.md).
+    Soak   Build, then 100 reloads under load: no failed request, flat host memory, nothing left running.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
 #>
@@ -223,19 +225,22 @@ function Publish-ClusterHost {
     $false
 }
 
-# Hook for the help converter (written separately): docs/en-US/*.md -> en-US/Cluster.dll-Help.xml and
-# about_Cluster.help.txt. Contract: tools/New-ClusterHelp.ps1 -DocsPath <docs/en-US> -OutputPath <out/Cluster/en-US>.
+# docs/en-US/*.md (PlatyPS markdown) -> en-US/Cluster.dll-Help.xml and about_Cluster.help.txt: with PlatyPS
+# where it is installed, otherwise with tools/New-ClusterHelp.ps1, which reads the same markdown.
 function Build-ClusterHelp {
     param([string] $ModuleFolder)
 
     $source = Join-Path $RepoRoot 'docs/en-US'
-    $converter = Join-Path $RepoRoot 'tools/New-ClusterHelp.ps1'
-    if (-not (Test-Path $converter) -or -not (Get-ChildItem -Path $source -Filter '*.md' -File -ErrorAction SilentlyContinue)) {
+    $target = Join-Path $ModuleFolder 'en-US'
+    if (Get-Module -ListAvailable -Name platyPS) {
+        Write-Step 'Generating help with PlatyPS'
+        Import-Module platyPS
+        New-ExternalHelp -Path $source -OutputPath $target -Force | Out-Null
         return
     }
 
     Write-Step 'Generating help'
-    & $converter -DocsPath $source -OutputPath (Join-Path $ModuleFolder 'en-US')
+    & (Join-Path $RepoRoot 'tools/New-ClusterHelp.ps1') -DocsPath $source -OutputPath $target
 }
 
 # Every file the manifest names must be in the built module, and nothing that PowerShell itself provides.
@@ -410,7 +415,8 @@ function Invoke-CleanTask {
 }
 
 function Invoke-DocsTask {
-    throw 'The Docs task is not available yet'
+    if (-not (Test-Path (Join-Path $ModuleOut 'Cluster.psd1'))) { Invoke-BuildTask; $script:built = $true; return }
+    Build-ClusterHelp -ModuleFolder $ModuleOut
 }
 
 function Invoke-BenchTask {
@@ -419,7 +425,8 @@ function Invoke-BenchTask {
 }
 
 function Invoke-SoakTask {
-    throw 'The Soak task is not available yet'
+    if (-not $script:built) { Invoke-BuildTask; $script:built = $true }
+    Invoke-FreshPwsh (Join-Path $RepoRoot 'bench/Invoke-Soak.ps1') @('-ModulePath', (Join-Path $ModuleOut 'Cluster.psd1'))
 }
 
 #endregion
