@@ -417,7 +417,7 @@ Describe 'Reload under load' {
 
         Write-Host "$Command, $Connection connections: $($result.ok) requests answered, $($result.failed) failed"
         $result.failed | Should -Be 0 -Because "no request may fail during a reload (errors: $($result.errors | ConvertTo-Json -Compress))"
-        $result.ok | Should -BeGreaterThan 200
+        $result.ok | Should -BeGreaterThan 100 -Because "the load runs from before the reload until after it"
         $after.Status | Should -Be 'Online'
         $newPids = Get-InstancePid $after
         $servedBy = @($result.pids.Keys | ForEach-Object { [int] $_ })
