@@ -58,16 +58,24 @@ function markReady(key) {
   if (worker) worker.ready = true;
 }
 
-function track(key, cmd, handle) {
+function track(key, cmd, proc, handle) {
   let exited = false;
+  const drained = outputDrained(proc);
   const onExit = (code, signal, error) => {
     if (exited) return;
     exited = true;
     workers.delete(key);
-    emit({ event: 'exit', key, code, signal, error });
+    // Reported once the worker's last output is in its log, so whoever reads the log after the exit sees it.
+    drained.then(() => emit({ event: 'exit', key, code, signal, error }));
   };
   workers.set(key, Object.assign(handle, { app: cmd.app, instance: cmd.instance, ready: false, started: Date.now() }));
   return onExit;
+}
+
+function outputDrained(proc) {
+  const closed = (stream) => new Promise((resolve) => (!stream || stream.destroyed ? resolve() : stream.once('close', resolve)));
+  const cap = new Promise((resolve) => setTimeout(resolve, 1000).unref());
+  return Promise.race([Promise.all([closed(proc.stdout), closed(proc.stderr)]), cap]);
 }
 
 function forkClusterWorker(cmd, stdio) {
@@ -88,7 +96,7 @@ function forkClusterWorker(cmd, stdio) {
   } finally {
     process.env = ownEnv;
   }
-  const onExit = track(cmd.key, cmd, {
+  const onExit = track(cmd.key, cmd, worker.process, {
     process: worker.process,
     send: (message) => worker.isConnected() && worker.send(message),
     disconnect: () => worker.isConnected() && worker.disconnect(),
@@ -115,7 +123,7 @@ function spawnChild(cmd, stdio) {
   const child = isNodeScript
     ? childProcess.fork(cmd.exec, cmd.args, Object.assign(options, { execArgv: cmd.execArgv, stdio }))
     : childProcess.spawn(cmd.exec, cmd.args, Object.assign(options, { stdio: stdio.slice(0, 3) }));
-  const onExit = track(cmd.key, cmd, {
+  const onExit = track(cmd.key, cmd, child, {
     process: child,
     send: (message) => child.connected && child.send(message),
     disconnect: () => {},

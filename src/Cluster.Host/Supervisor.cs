@@ -129,7 +129,7 @@ internal sealed class Supervisor
         ManagedApp app = Find(name);
         if (!app.Definition.IsCluster)
         {
-            await warn($"'{app.Name}' runs in fork mode, which cannot reload without downtime; it was restarted instead. Start it with -Mode Cluster to reload it.").ConfigureAwait(false);
+            await warn($"'{app.Name}' runs in fork mode, and only cluster mode reloads without downtime, so it was restarted instead. Start it with -Mode Cluster to reload it.").ConfigureAwait(false);
             return await RestartAsync(name).ConfigureAwait(false);
         }
 

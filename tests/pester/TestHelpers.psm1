@@ -18,12 +18,20 @@ function New-TestClusterHome {
 
 function Remove-TestClusterHome {
     param([string] $Path = $env:CLUSTER_HOME)
-    $hostPid = $null
-    $lock = Join-Path $Path 'host.lock'
-    if (Test-Path $lock) { $hostPid = (Get-Content $lock -Raw -ErrorAction SilentlyContinue) -as [int] }
     Stop-ClusterHost -Confirm:$false -ErrorAction SilentlyContinue
-    if ($hostPid) { Stop-Process -Id $hostPid -Force -ErrorAction SilentlyContinue }
+    # Should the host not have stopped everything, no process of this CLUSTER_HOME outlives the suite: the host
+    # and the Node primaries name it on their command lines, and cluster workers exit with their primary.
+    Get-ClusterHomeProcessId -Path $Path | ForEach-Object { Stop-Process -Id $_ -Force -ErrorAction SilentlyContinue }
     Remove-Item -Recurse -Force $Path -ErrorAction SilentlyContinue
+}
+
+function Get-ClusterHomeProcessId {
+    param([Parameter(Mandatory)] [string] $Path)
+    if (-not $IsLinux) { return }
+    foreach ($folder in Get-ChildItem /proc -Directory -ErrorAction SilentlyContinue | Where-Object Name -Match '^\d+$') {
+        $commandLine = try { [IO.File]::ReadAllText("$($folder.FullName)/cmdline") } catch { '' }
+        if ($commandLine.Contains($Path) -and [int] $folder.Name -ne $PID) { [int] $folder.Name }
+    }
 }
 
 function Get-FreePort {
