@@ -5,7 +5,6 @@
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     Import-ClusterModule
-    Import-Module $env:CLUSTER_MODULE_PATH
     $script:TestHome = New-TestClusterHome
     $script:Fixtures = (Resolve-Path (Join-Path $PSScriptRoot '../fixtures/foundation')).Path
     $script:EchoScript = Join-Path $Fixtures 'echo.js'
@@ -32,18 +31,20 @@ BeforeAll {
         $folder
     }
 
-    # The Node processes under the host (app primaries and their workers).
-    function Get-HostNodeProcess {
+    # The Node processes of this CLUSTER_HOME: its primaries (started by the host, or naming the CLUSTER_HOME on
+    # their command line) and their workers.
+    function Get-ClusterNodeProcess {
         $hostPid = (Get-ClusterHost).Pid
-        @(Get-Process -Name node -ErrorAction SilentlyContinue | Where-Object {
-                $parent = $_.Parent
-                $parent -and ($parent.Id -eq $hostPid -or ($parent.Parent -and $parent.Parent.Id -eq $hostPid))
-            })
+        $nodes = @(Get-Process -Name node -ErrorAction SilentlyContinue)
+        $primaries = @($nodes | Where-Object { ($_.Parent -and $_.Parent.Id -eq $hostPid) -or ($_.CommandLine -and $_.CommandLine.Contains($TestHome)) })
+        $primaryIds = @($primaries | ForEach-Object Id)
+        $workers = @($nodes | Where-Object { $_.Parent -and $_.Parent.Id -in $primaryIds })
+        @($primaries) + @($workers)
     }
 
     function Assert-NothingStarted {
         @(Get-ClusterApp).Count | Should -Be 0
-        Wait-Until -TimeoutSeconds 10 -Because 'no Node process to be left under the host' -Condition { (Get-HostNodeProcess).Count -eq 0 }
+        Wait-Until -TimeoutSeconds 10 -Because 'no Node process of this CLUSTER_HOME to be left' -Condition { (Get-ClusterNodeProcess).Count -eq 0 }
     }
 
     function Assert-SingleError {
@@ -136,7 +137,7 @@ Describe 'Start-ClusterApp with bad input' {
         $apps[0].Status | Should -Be 'Online'
         @($apps[0].Instances | Sort-Object Instance | ForEach-Object Pid) | Should -Be $pids
         foreach ($id in $pids) { Test-ProcessAlive -Id $id | Should -BeTrue }
-        @(Get-HostNodeProcess).Count | Should -Be 3 -Because 'the one primary and its two workers are all that runs'
+        @(Get-ClusterNodeProcess).Count | Should -Be 3 -Because 'the one primary and its two workers are all that runs'
     }
 
     It 'reports instances that exit before they are ready, with their exit code and error output, and keeps nothing' {

@@ -5,7 +5,6 @@
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     Import-ClusterModule
-    Import-Module $env:CLUSTER_MODULE_PATH
     $script:TestHome = New-TestClusterHome
     $script:Fixtures = (Resolve-Path (Join-Path $PSScriptRoot '../fixtures/foundation')).Path
     $script:EchoScript = Join-Path $Fixtures 'echo.js'
