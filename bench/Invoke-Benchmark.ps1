@@ -70,8 +70,10 @@ $script:Pm2Used = $false
 
 #region Helpers
 
+$script:RunClock = [System.Diagnostics.Stopwatch]::StartNew()
+
 function Write-Step([string] $Message) {
-    Write-Host "==> $Message"
+    Write-Host ("==> [{0,3:N0} s] {1}" -f $script:RunClock.Elapsed.TotalSeconds, $Message)
 }
 
 function Invoke-Checked {
@@ -755,7 +757,6 @@ function Get-LoadAverage {
 
 #region Run
 
-$runClock = [System.Diagnostics.Stopwatch]::StartNew()
 $null = New-Item -ItemType Directory -Force -Path $WorkRoot, $StatsRoot, $LogRoot
 Get-ChildItem -Path $LogRoot | Remove-Item -Recurse -Force
 Install-BenchTools
@@ -942,6 +943,7 @@ foreach ($case in @(
                 Load = $case.Label
                 Scheduler = $entry.Name
                 'req/s' = '{0:N0}' -f $run.RequestsPerSecond
+                'req/s of each run' = (@($run.RunRates) | ForEach-Object { '{0:N0}' -f $_ }) -join ', '
                 'Share per instance' = Format-Distribution $run.Distribution
                 'Requests per instance' = (@($run.Distribution) | ForEach-Object { '{0:N0}' -f $_.Requests }) -join ' / '
                 'p50 / p99 latency (median of runs)' = ('{0} / {1}' -f (Format-Ms $run.LatencyP50Ms), (Format-Ms $run.LatencyP99Ms))
@@ -1037,8 +1039,8 @@ $sections.Add(@"
   (``pm2 reload $AppName`` / ``Invoke-ClusterReload $AppName``), then is stopped. Failed = wrk's socket errors
   (connect, read, write, timeout) + responses with an HTTP error status, from wrk's own summary (bench/wrk-summary.lua).
   Run with keep-alive connections, and with ``-H 'Connection: close'`` (a new connection per request).
-- **Reload wall time**: ``pm2 reload`` as a process (what a user waits for) vs ``Invoke-ClusterReload`` in an open
-  session, with no load.
+- **Reload wall time**: ``pm2 reload`` as a process (what a user waits for, the CLI's own start included, which
+  costs about one ``pm2 jlist``) vs ``Invoke-ClusterReload`` in an open session, with no load.
 - **Cold start**: nothing running (no PM2 daemon, no Cluster host) -> ``pm2 start app.js -i 2`` (a process; it starts
   the daemon) / ``Start-ClusterApp app.js -Instances 2`` in an open session with the module imported (it starts the
   host) -> the first HTTP 200, polled on a new connection every 5 ms from the start of the command.
@@ -1069,7 +1071,7 @@ if ($ReportPath) {
     Set-Content -Path $full -Value $report -Encoding utf8NoBOM -NoNewline
     Write-Step "Wrote $full"
 }
-Write-Step ("Benchmark finished in {0:N0} s" -f $runClock.Elapsed.TotalSeconds)
+Write-Step 'Benchmark finished'
 if ($failures.Count) {
     throw "$($failures.Count) measure(s) failed: $($failures.Keys -join ', '). The report says why."
 }
