@@ -99,8 +99,11 @@ public sealed class CmdletTests
     {
         foreach (CmdletInfo cmdlet in Cmdlets().Where(c => !WriteNoObjects.Contains(c.Name)))
         {
-            PSTypeName output = Assert.Single(cmdlet.OutputType);
-            Assert.True(output.Type is not null && output.Type.Assembly == typeof(StartClusterAppCommand).Assembly, $"{cmdlet.Name} declares {output.Name}, not one of the module's output types.");
+            Assert.True(cmdlet.OutputType.Count > 0, $"{cmdlet.Name} writes objects but declares no [OutputType].");
+            foreach (PSTypeName output in cmdlet.OutputType)
+            {
+                Assert.True(output.Type is not null && output.Type.Assembly == typeof(StartClusterAppCommand).Assembly, $"{cmdlet.Name} declares {output.Name}, not one of the module's output types.");
+            }
         }
     }
 
