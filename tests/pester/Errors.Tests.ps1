@@ -44,7 +44,7 @@ BeforeAll {
 
     function Assert-NothingStarted {
         @(Get-ClusterApp).Count | Should -Be 0
-        Wait-Until -TimeoutSeconds 10 -Because 'no Node process of this CLUSTER_HOME to be left' -Condition { (Get-ClusterNodeProcess).Count -eq 0 }
+        Wait-Until -TimeoutSeconds 10 -Because 'no Node process of this CLUSTER_HOME to be left' -Condition { @(Get-ClusterNodeProcess).Count -eq 0 }
     }
 
     function Assert-SingleError {
