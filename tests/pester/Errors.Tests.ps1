@@ -62,8 +62,8 @@ BeforeAll {
 }
 
 AfterAll {
-    Remove-TestClusterHome $TestHome
     foreach ($folder in $ScratchFolders) { Remove-Item -Recurse -Force $folder -ErrorAction SilentlyContinue }
+    Remove-TestClusterHome $TestHome
 }
 
 Describe 'Start-ClusterApp with bad input' {
