@@ -66,7 +66,8 @@ AfterAll {
     Remove-TestClusterHome $TestHome
 }
 
-Describe 'The control endpoint' {
+# On Windows the endpoint is a named pipe, which this raw client does not speak.
+Describe 'The control endpoint' -Skip:$IsWindows {
     It 'answers a well-formed request written by the raw client' {
         $reply = Send-RawRequest '{"command":"ping"}'
 
