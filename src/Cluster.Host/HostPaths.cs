@@ -48,7 +48,11 @@ internal sealed class HostPaths
             }
             else
             {
-                Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                const UnixFileMode ownerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+                Directory.CreateDirectory(folder, ownerOnly);
+                // The mode above applies only to a folder created here; CLUSTER_HOME is often made earlier (by the
+                // cmdlet that starts the host, or by the user).
+                File.SetUnixFileMode(folder, ownerOnly);
             }
         }
     }
