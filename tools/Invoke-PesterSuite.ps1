@@ -12,10 +12,9 @@ param(
     [Parameter(Mandatory)] [string] $SummaryPath
 )
 
-$ErrorActionPreference = 'Stop'
-Set-StrictMode -Version 3.0
-
-Import-Module $PesterPath -Force
+# No Set-StrictMode and no $ErrorActionPreference here: the tests run in scopes below this script and would
+# inherit them. They get the defaults of a fresh session.
+Import-Module $PesterPath -Force -ErrorAction Stop
 
 $configuration = New-PesterConfiguration
 $configuration.Run.Path = $TestPath
@@ -46,4 +45,4 @@ if ($ran -and $failed -eq 0 -and $result.Result -eq 'Failed') {
     Failed  = $failed
     Skipped = if ($ran) { $result.SkippedCount } else { 0 }
     Note    = $note
-} | ConvertTo-Json | Set-Content -Path $SummaryPath -Encoding utf8
+} | ConvertTo-Json | Set-Content -Path $SummaryPath -Encoding utf8 -ErrorAction Stop
