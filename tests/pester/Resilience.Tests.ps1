@@ -343,7 +343,8 @@ Describe 'Restart policy' {
     }
 
     It 'replaces an instance over -MaxMemoryRestart by a reload of that instance alone' {
-        $null = Start-TestApp -Script 'grow.js' -Name hungry -Instances 2 -StartParameters @{ MaxMemoryRestart = 150MB }
+        $growOnce = Join-Path $TestHome "grown-$([guid]::NewGuid().ToString('n'))"
+        $hungry = Start-TestApp -Script 'grow.js' -Name hungry -Instances 2 -Environment @{ GROW_ONCE_FILE = $growOnce } -StartParameters @{ MaxMemoryRestart = 150MB }
         $before = Get-PidMap hungry
 
         Wait-Until { $i = Get-Instance hungry 0; $i.Restarts -ge 1 -and $i.Pid -and $i.Pid -ne $before[0] } -TimeoutSeconds 60 -Because 'instance 0 to be replaced once over its memory limit'
@@ -351,6 +352,10 @@ Describe 'Restart policy' {
         $grown = Get-Instance hungry 0
         $grown.Pid | Should -Not -Be $before[0]
         $grown.Restarts | Should -BeGreaterOrEqual 1
+        $answers = @(for ($i = 0; $i -lt 20; $i++) { Invoke-TestRequest -Port $hungry.Port })
+        $fromReplacement = @($answers | Where-Object pid -EQ $grown.Pid)
+        $fromReplacement | Should -Not -BeNullOrEmpty -Because 'the replacement serves requests'
+        $fromReplacement[0].instance | Should -Be 0 -Because 'the replacement runs with the same NODE_APP_INSTANCE'
         $steady = Get-Instance hungry 1
         $steady.Pid | Should -Be $before[1]
         $steady.Restarts | Should -Be 0
