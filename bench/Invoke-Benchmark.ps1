@@ -327,23 +327,25 @@ function Enter-ClusterHome {
     $path
 }
 
-# The host serving a CLUSTER_HOME, found by its command line (its lock file is not readable while it runs).
-function Get-ClusterHostIds([string] $Path) {
-    $suffix = "--home $Path"
-    @(Get-Process -ErrorAction SilentlyContinue |
-            Where-Object { $_.ProcessName -like 'cluster-host*' -or $_.ProcessName -eq 'dotnet' } |
-            Where-Object { $_.CommandLine -and $_.CommandLine.TrimEnd().EndsWith($suffix) -and (Test-ProcessRunning $_.Id) } |
-            ForEach-Object { $_.Id })
+# The processes behind a CLUSTER_HOME, found by their command lines (the host's lock file is not readable while
+# it runs): the host (--home <home>), its Node primaries (--listen <home>/primaries/...) and their workers.
+function Get-ClusterProcessIds([string] $Path) {
+    $all = @(Get-Process -ErrorAction SilentlyContinue | Where-Object { Test-ProcessRunning $_.Id })
+    $hostIds = @($all | Where-Object { $_.CommandLine -and $_.CommandLine.TrimEnd().EndsWith("--home $Path") } | ForEach-Object { $_.Id })
+    $primaryMark = "--listen $(Join-Path $Path 'primaries')"
+    $primaryIds = @($all | Where-Object { $_.CommandLine -and $_.CommandLine.Contains($primaryMark) } | ForEach-Object { $_.Id })
+    $workerIds = @($all | Where-Object { $_.Parent -and $primaryIds -contains $_.Parent.Id } | ForEach-Object { $_.Id })
+    [pscustomobject]@{ Host = $hostIds; Primaries = $primaryIds; Workers = $workerIds }
 }
 
-# Stops the host of a CLUSTER_HOME and its apps (killing the host if it does not stop), keeps its logs, and
-# removes the folder.
+# Stops the host of a CLUSTER_HOME and its apps, kills whatever of them is still running after that, keeps the
+# host's logs, and removes the folder.
 function Exit-ClusterHome([string] $Path) {
     $previous = $env:CLUSTER_HOME
     $env:CLUSTER_HOME = $Path
     try {
-        $hostIds = Get-ClusterHostIds $Path
-        if ($hostIds) {
+        $started = Get-ClusterProcessIds $Path
+        if ($started.Host) {
             for ($attempt = 1; $attempt -le 2; $attempt++) {
                 try {
                     Stop-ClusterHost -Confirm:$false
@@ -353,9 +355,11 @@ function Exit-ClusterHome([string] $Path) {
                     Write-Warning "Stop-ClusterHost failed for $Path (attempt $attempt): $($_.Exception.Message)"
                 }
             }
-            foreach ($id in $hostIds) {
+        }
+        foreach ($kind in 'Host', 'Primaries', 'Workers') {
+            foreach ($id in $started.$kind) {
                 if (-not (Wait-ProcessExit $id)) {
-                    Write-Warning "The Cluster host (pid $id) is still running after Stop-ClusterHost; killing it (its Node primaries exit with it)."
+                    Write-Warning "A Cluster process ($kind, pid $id) of $Path is still running after Stop-ClusterHost; killing it."
                     Stop-Process -Id $id -Force -ErrorAction SilentlyContinue
                 }
             }
