@@ -172,9 +172,10 @@ function appendTo(path, stream, cmd) {
   const log = openLog(path);
   stream.on('data', (chunk) => {
     try {
+      // Rotated before a write would take the file past its limit, so no file grows much beyond it.
+      if (cmd.logMaxBytes > 0 && log.size > 0 && log.size + chunk.length > cmd.logMaxBytes) rotate(path, log, cmd.logKeep || 0);
       fs.writeSync(log.fd, chunk);
       log.size += chunk.length;
-      if (cmd.logMaxBytes > 0 && log.size >= cmd.logMaxBytes) rotate(path, log, cmd.logKeep || 0);
     } catch (error) {
       process.stderr.write(`cannot write ${path}: ${error.message}\n`);
     }

@@ -3,16 +3,29 @@ using Cluster.Protocol;
 
 namespace Cluster.Host;
 
-/// <summary>Reads what an app's instances write to their logs from now on (Get-ClusterLog -Follow).</summary>
-internal sealed class LogFollower
+/// <summary>
+/// The log files of an app's instances (all, or one): their last lines, then what is written to them from
+/// then on (Get-ClusterLog -Follow). The tail ends where following starts, so no line is lost or repeated.
+/// </summary>
+internal sealed class AppLogs
 {
     private readonly HostPaths _paths;
     private readonly ManagedApp _app;
     private readonly int? _instance;
     private readonly Dictionary<string, long> _offsets = new();
 
-    public LogFollower(HostPaths paths, ManagedApp app, int? instance)
+    public AppLogs(HostPaths paths, ManagedApp app, int? instance)
     {
+        IReadOnlyList<Slot> slots = app.Slots;
+        if (instance is { } wanted && !slots.Any(s => s.Instance == wanted))
+        {
+            throw new ClusterException(
+                "InstanceNotFound",
+                ErrorCategories.ObjectNotFound,
+                $"'{app.Name}' has no instance {wanted}. Its instances are 0 to {slots.Count - 1}.",
+                wanted.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
         _paths = paths;
         _app = app;
         _instance = instance;
@@ -22,6 +35,19 @@ internal sealed class LogFollower
         }
     }
 
+    /// <summary>The last lines of each stream of each instance, up to where following starts.</summary>
+    public List<LogLineInfo> Tail(int count)
+    {
+        var lines = new List<LogLineInfo>();
+        foreach (var (path, instance, stream) in Files())
+        {
+            lines.AddRange(LogTail.Read(path, count, to: _offsets.GetValueOrDefault(path)).Select(text => Line(instance, stream, text)));
+        }
+
+        return lines;
+    }
+
+    /// <summary>The whole lines written since the last call (or since this was made).</summary>
     public List<LogLineInfo> ReadNew()
     {
         var lines = new List<LogLineInfo>();
@@ -41,11 +67,14 @@ internal sealed class LogFollower
 
             string text = ReadRange(path, from, length, out long consumed);
             _offsets[path] = from + consumed;
-            lines.AddRange(LogTail.SplitLines(text).Select(t => new LogLineInfo { App = _app.Name, Instance = instance, Stream = stream, Text = t }));
+            lines.AddRange(LogTail.SplitLines(text).Select(t => Line(instance, stream, t)));
         }
 
         return lines;
     }
+
+    private LogLineInfo Line(int instance, string stream, string text) =>
+        new() { App = _app.Name, Instance = instance, Stream = stream, Text = text };
 
     private IEnumerable<(string Path, int Instance, string Stream)> Files()
     {

@@ -26,8 +26,11 @@ internal static class LogTail
         }
     }
 
-    /// <summary>The last <paramref name="count"/> lines of the file, reading back from its end but not before <paramref name="from"/>.</summary>
-    public static IReadOnlyList<string> Read(string path, int count, long from = 0)
+    /// <summary>
+    /// The last <paramref name="count"/> lines of the file, reading back from its end (or from <paramref name="to"/>)
+    /// but not before <paramref name="from"/>.
+    /// </summary>
+    public static IReadOnlyList<string> Read(string path, int count, long from = 0, long? to = null)
     {
         if (count <= 0 || !File.Exists(path))
         {
@@ -35,17 +38,18 @@ internal static class LogTail
         }
 
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        if (from > stream.Length)
+        long end = Math.Min(to ?? stream.Length, stream.Length);
+        if (from > end)
         {
             from = 0; // the file was rotated since
         }
 
-        long start = Math.Max(from, stream.Length - ChunkSize);
+        long start = Math.Max(from, end - ChunkSize);
         var lines = new List<string>();
         while (true)
         {
             stream.Position = start;
-            var buffer = new byte[stream.Length - start];
+            var buffer = new byte[end - start];
             stream.ReadExactly(buffer);
             lines = SplitLines(Encoding.UTF8.GetString(buffer));
             bool cutMidLine = start > from;

@@ -419,7 +419,9 @@ internal sealed class ManagedApp : IDisposable
             return instances.Exists(i => i.Status == "stopping") ? "stopping" : "stopped";
         }
 
-        if (instances.Exists(i => i.Status == "errored"))
+        // An instance that crashed for good (too often, or with automatic restart off) makes the app errored.
+        bool crashedForGood = _slots.Exists(s => s.Errored || (s.Current is { HasExited: true, Retiring: false } && !Definition.Spec.AutoRestart));
+        if (crashedForGood)
         {
             return "errored";
         }
@@ -432,11 +434,6 @@ internal sealed class ManagedApp : IDisposable
         if (ReloadError is not null)
         {
             return "reloadfailed";
-        }
-
-        if (instances.Count > 0 && instances.TrueForAll(i => i.Status == "stopped"))
-        {
-            return "stopped";
         }
 
         return instances.Exists(i => i.Status != "online") ? "launching" : "online";

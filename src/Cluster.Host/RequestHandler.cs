@@ -108,18 +108,18 @@ internal sealed class RequestHandler
 
     private async Task<Frame> LogsAsync(string name, LogQuery query, FrameWriter writer, Task clientGone)
     {
-        IReadOnlyList<LogLineInfo> lines = _supervisor.ReadLogs(name, query);
+        AppLogs logs = _supervisor.LogsOf(name, query.Instance);
+        List<LogLineInfo> tail = logs.Tail(query.Tail);
         if (!query.Follow)
         {
-            return new Frame { Lines = lines.ToList() };
+            return new Frame { Lines = tail };
         }
 
-        await writer.WriteAsync(new Frame { Lines = lines.ToList() }).ConfigureAwait(false);
-        var follower = new LogFollower(_paths, _supervisor.Find(name), query.Instance);
+        await writer.WriteAsync(new Frame { Lines = tail }).ConfigureAwait(false);
         while (!clientGone.IsCompleted && !writer.ClientGone)
         {
             await Task.WhenAny(clientGone, Task.Delay(FollowInterval)).ConfigureAwait(false);
-            List<LogLineInfo> fresh = follower.ReadNew();
+            List<LogLineInfo> fresh = logs.ReadNew();
             if (fresh.Count > 0)
             {
                 await writer.WriteAsync(new Frame { Lines = fresh }).ConfigureAwait(false);

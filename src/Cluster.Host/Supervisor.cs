@@ -173,23 +173,8 @@ internal sealed class Supervisor
         return app.Snapshot(_metrics);
     });
 
-    public IReadOnlyList<LogLineInfo> ReadLogs(string name, LogQuery query)
-    {
-        ManagedApp app = Find(name);
-        if (query.Instance is { } wanted && !app.Slots.Any(s => s.Instance == wanted))
-        {
-            throw new ClusterException("InstanceNotFound", ErrorCategories.ObjectNotFound, $"'{app.Name}' has no instance {wanted}. Its instances are 0 to {app.Slots.Count - 1}.", wanted.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        }
-
-        var lines = new List<LogLineInfo>();
-        foreach (Slot slot in app.Slots.Where(s => query.Instance is null || s.Instance == query.Instance))
-        {
-            AddLines(lines, app.Name, slot.Instance, "out", LogTail.Read(_paths.OutLog(app.Name, slot.Instance), query.Tail));
-            AddLines(lines, app.Name, slot.Instance, "err", LogTail.Read(_paths.ErrorLog(app.Name, slot.Instance), query.Tail));
-        }
-
-        return lines;
-    }
+    /// <summary>The log files of an app's instances, from now on (see <see cref="AppLogs"/>).</summary>
+    public AppLogs LogsOf(string name, int? instance) => new(_paths, Find(name), instance);
 
     /// <summary>
     /// Every few seconds, replaces the instances whose memory has grown past their app's limit
@@ -526,6 +511,4 @@ internal sealed class Supervisor
         _state.Save(state);
     }
 
-    private static void AddLines(List<LogLineInfo> into, string app, int instance, string stream, IEnumerable<string> lines) =>
-        into.AddRange(lines.Select(text => new LogLineInfo { App = app, Instance = instance, Stream = stream, Text = text }));
 }
