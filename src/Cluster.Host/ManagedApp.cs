@@ -359,7 +359,7 @@ internal sealed class ManagedApp : IDisposable
                 Arguments = Definition.Spec.Arguments,
                 NodeArguments = Definition.Spec.NodeArguments,
                 WorkingDirectory = Definition.Spec.WorkingDirectory,
-                Scheduling = Definition.IsCluster ? Definition.Spec.Scheduling ?? Scheduling.RoundRobin : null,
+                Scheduling = Definition.IsCluster ? Scheduling.Of(Definition.Spec) : null,
                 ReloadError = ReloadError,
                 Created = Definition.Created,
             };

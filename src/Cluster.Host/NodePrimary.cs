@@ -101,7 +101,7 @@ internal sealed class NodePrimary : IPrimary
                 return null;
             }
 
-            var primary = new NodePrimary(stream, reader, pid, state.NodePath ?? "", state.Scheduling ?? Host.Scheduling.RoundRobin, marker, log);
+            var primary = new NodePrimary(stream, reader, pid, state.NodePath ?? "", state.Scheduling ?? Host.Scheduling.Default, marker, log);
             primary.StartReading();
             log.Information("Adopted Node primary {Pid} with {Count} workers", pid, state.Workers?.Count ?? 0);
             return (primary, state);
@@ -295,4 +295,13 @@ internal static class Scheduling
 {
     public const string RoundRobin = "roundrobin";
     public const string Shared = "shared";
+
+    /// <summary>
+    /// Round-robin spreads connections evenly, where the kernel, sharing one socket, was measured to give up to
+    /// 73% of keep-alive connections to one of two instances (docs/benchmarks.md). Windows keeps Node's own
+    /// default there, the shared handle, since handing sockets over is slow on Windows.
+    /// </summary>
+    public static string Default => OperatingSystem.IsWindows() ? Shared : RoundRobin;
+
+    public static string Of(StartSpec spec) => spec.Scheduling ?? Default;
 }

@@ -86,7 +86,7 @@ internal sealed class PrimaryPool : IPrimaryLauncher
 
     public IPrimary Launch(AppDefinition app)
     {
-        var key = (app.NodePath, app.Spec.Scheduling ?? Scheduling.RoundRobin);
+        var key = (app.NodePath, Scheduling.Of(app.Spec));
         lock (_running)
         {
             if (!_running.TryGetValue(key, out Shared? shared))

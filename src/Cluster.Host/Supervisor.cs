@@ -295,7 +295,7 @@ internal sealed class Supervisor
             }
 
             AdoptedWorker[] mine = running.Where(w => w.App == app.Name && w.NodePath == definition.NodePath
-                && w.Scheduling == (definition.Spec.Scheduling ?? Scheduling.RoundRobin) && w.Instance < count).ToArray();
+                && w.Scheduling == Scheduling.Of(definition.Spec) && w.Instance < count).ToArray();
             claimed.UnionWith(mine);
             if (mine.Length > 0)
             {

@@ -64,7 +64,7 @@ namespace Cluster.Commands
         [ValidateRange(0, 86400000)]
         public int KillTimeout { get; set; }
 
-        /// <summary>How connections are shared among instances: RoundRobin (default) or Shared.</summary>
+        /// <summary>How connections are shared among instances: RoundRobin (the default, except on Windows) or Shared.</summary>
         [Parameter]
         public SchedulingPolicy Scheduling { get; set; }
 
