@@ -13,6 +13,7 @@ param(
     [ValidateRange(1, 10000)] [int] $Reloads = 100,
     [ValidateRange(1, 64)] [int] $Instances = 2,
     [ValidateRange(1, 64)] [int] $Concurrency = 8,
+    [ValidateRange(0, 1000)] [int] $WarmUpReloads = 20,
     [double] $MaxHostGrowthMB = 5
 )
 
@@ -52,15 +53,16 @@ try {
     $maxSeconds = [math]::Max(120, $Reloads * 10)
     $load = Start-Process node -PassThru -NoNewWindow -RedirectStandardOutput $loadOutput -ArgumentList @(
         $loadClient, '--port', $port, '--connection', 'keep-alive', '--concurrency', $Concurrency,
-        '--stop', $stopFile, '--ready', $readyFile, '--max-seconds', $maxSeconds)
+        '--stop', $stopFile, '--ready', $readyFile, '--max-seconds', $maxSeconds, '--max-requests', 1000000000)
     $deadline = [DateTime]::UtcNow.AddSeconds(30)
     while (-not (Test-Path $readyFile)) {
         if ([DateTime]::UtcNow -gt $deadline) { throw 'The load client did not get going within 30 seconds.' }
         Start-Sleep -Milliseconds 100
     }
 
-    # Warm up, so the baseline is the host at work rather than the host just started.
-    1..3 | ForEach-Object { Invoke-ClusterReload soak | Out-Null }
+    # Warm up, so the baseline is the host at work (its heap and thread pool grown to their working size)
+    # rather than the host just started.
+    1..$WarmUpReloads | ForEach-Object { Invoke-ClusterReload soak | Out-Null }
     $hostBefore = Get-RssMB $hostInfo.Pid
     $primaryBefore = Get-RssMB $primaryPid
     $clock = [Diagnostics.Stopwatch]::StartNew()

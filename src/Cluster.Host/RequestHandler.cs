@@ -53,7 +53,19 @@ internal sealed class RequestHandler
         {
             _requestShutdown();
         }
+        else if (request.Command is not (CommandNames.Ping or CommandNames.List or CommandNames.HostInfo or CommandNames.Logs))
+        {
+            ReturnFreeMemory();
+        }
     }
+
+    /// <summary>
+    /// After an operation, a full compacting collection gives the memory it used back to the system. The host's
+    /// heap is small (well under a megabyte), so this costs about a millisecond; left to itself the runtime lets
+    /// the process grow by tens of kilobytes per reload before it collects (measured: 10 to 30 MB over 200).
+    /// </summary>
+    private static void ReturnFreeMemory() =>
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
 
     private async Task<Frame> AnswerAsync(Request request, FrameWriter writer, Task clientGone)
     {

@@ -12,6 +12,21 @@ BeforeAll {
     $script:Node = (Get-Command -Name node -CommandType Application -ErrorAction Stop | Select-Object -First 1).Source
     $script:HostPid = (Get-ClusterHost).Pid
 
+    # The old instances of a stubborn app (it logs 'ignoring shutdown <pid>' and stays up) each got 'shutdown'
+    # once and were killed when the graceful timeout passed; the new ones serve.
+    function Assert-KilledAfterGracefulTimeout {
+        param([string] $Name, [int[]] $OldPids, $After)
+        $After.Status | Should -Be 'Online'
+        foreach ($newPid in Get-InstancePid $After) { $newPid | Should -Not -BeIn $OldPids }
+        Wait-OutputLine -Name $Name -Line ($OldPids | ForEach-Object { "ignoring shutdown $_" })
+        $hostLog = Get-HostLogLine
+        foreach ($oldPid in $OldPids) {
+            Test-ProcessAlive -Id $oldPid | Should -BeFalse
+            @(Get-OutputLine -Name $Name | Where-Object { $_ -eq "ignoring shutdown $oldPid" }).Count | Should -Be 1
+            @($hostLog -match "\(pid $oldPid\) did not exit in time") | Should -HaveCount 1 -Because "old worker $oldPid was killed once the graceful timeout passed"
+        }
+    }
+
     # Starts a fixture app on a free port (passed as PORT) and returns the app with its port.
     function Start-TestApp {
         param(
@@ -287,15 +302,7 @@ Describe 'Invoke-ClusterGracefulReload' {
             $env:PM2_GRACEFUL_TIMEOUT = $previous
         }
 
-        $after.Status | Should -Be 'Online'
-        foreach ($newPid in Get-InstancePid $after) { $newPid | Should -Not -BeIn $oldPids }
-        Wait-OutputLine -Name $test.Name -Line ($oldPids | ForEach-Object { "ignoring shutdown $_" })
-        $hostLog = Get-HostLogLine
-        foreach ($oldPid in $oldPids) {
-            Test-ProcessAlive -Id $oldPid | Should -BeFalse
-            @(Get-OutputLine -Name $test.Name | Where-Object { $_ -eq "ignoring shutdown $oldPid" }).Count | Should -Be 1
-            @($hostLog -match "\(pid $oldPid\) did not exit in time") | Should -HaveCount 1 -Because "old worker $oldPid was killed once the graceful timeout passed"
-        }
+        Assert-KilledAfterGracefulTimeout -Name $test.Name -OldPids $oldPids -After $after
     }
 
     It "kills old instances that ignore 'shutdown' once -GracefulTimeout has passed" {
@@ -304,15 +311,7 @@ Describe 'Invoke-ClusterGracefulReload' {
 
         $after = Invoke-ClusterGracefulReload -Name $test.Name -GracefulTimeout 500
 
-        $after.Status | Should -Be 'Online'
-        foreach ($newPid in Get-InstancePid $after) { $newPid | Should -Not -BeIn $oldPids }
-        Wait-OutputLine -Name $test.Name -Line ($oldPids | ForEach-Object { "ignoring shutdown $_" })
-        $hostLog = Get-HostLogLine
-        foreach ($oldPid in $oldPids) {
-            Test-ProcessAlive -Id $oldPid | Should -BeFalse
-            @(Get-OutputLine -Name $test.Name | Where-Object { $_ -eq "ignoring shutdown $oldPid" }).Count | Should -Be 1
-            @($hostLog -match "\(pid $oldPid\) did not exit in time") | Should -HaveCount 1 -Because "old worker $oldPid was killed once the graceful timeout passed"
-        }
+        Assert-KilledAfterGracefulTimeout -Name $test.Name -OldPids $oldPids -After $after
     }
 }
 
