@@ -32,12 +32,30 @@ internal sealed class ProcessMetrics
             }
 
             _previous[pid] = (now, cpu);
+            ForgetLongGone(now);
             return (memory, Math.Max(0, percent));
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
         {
             _previous.TryRemove(pid, out _);
             return (0, 0);
+        }
+    }
+
+    /// <summary>Pids of processes that have exited are never sampled again; their entries go after a while.</summary>
+    private void ForgetLongGone(DateTimeOffset now)
+    {
+        if (_previous.Count < 1024)
+        {
+            return;
+        }
+
+        foreach (var (pid, sample) in _previous)
+        {
+            if (now - sample.At > TimeSpan.FromMinutes(10))
+            {
+                _previous.TryRemove(pid, out _);
+            }
         }
     }
 
@@ -53,6 +71,4 @@ internal sealed class ProcessMetrics
             return 0;
         }
     }
-
-    public void Forget(int pid) => _previous.TryRemove(pid, out _);
 }
