@@ -194,6 +194,30 @@ Describe 'The host' {
         ($newLog -match 'Bringing parked back|Took back parked:') | Should -BeNullOrEmpty -Because 'a stopped app is not started again'
     }
 
+    It 'keeps the apps serving while no host runs, and the next host takes back the same workers' {
+        $serving = Start-TestApp -Script 'server.js' -Name serving -Instances 2
+        $workers = @($serving.Instances.Pid | Sort-Object)
+        $oldHost = Get-ClusterHost
+
+        Stop-Process -Id $oldHost.Pid -Force # SIGKILL on Unix
+        Wait-Until { -not (Test-ProcessAlive -Id $oldHost.Pid) } -Because 'the host to die of SIGKILL'
+
+        # No host is running now, and both workers still answer on the app's port.
+        Get-AnsweringPid -Port $serving.Port -ExpectedPid $workers | Should -Be $workers
+
+        $after = Get-ClusterApp serving
+        (Get-ClusterHost).Pid | Should -Not -Be $oldHost.Pid
+        $after.Status | Should -Be 'Online'
+        @($after.Instances.Pid | Sort-Object) | Should -Be $workers -Because 'the new host adopts the workers instead of starting new ones'
+        @($after.Instances.Restarts) | Should -Be @(0, 0)
+        (Get-HostLogOf (Get-ClusterHost).Pid) -match 'Took back serving: 2 workers' | Should -Not -BeNullOrEmpty
+
+        # The adopted workers are the app's as before: a reload replaces them.
+        $reloaded = Invoke-ClusterReload -Name serving
+        foreach ($worker in $workers) { $reloaded.Instances.Pid | Should -Not -Contain $worker }
+        Wait-Until { -not ($workers | Where-Object { Test-ProcessAlive -Id $_ }) } -Because 'the adopted workers to be retired by the reload'
+    }
+
     It 'Stop-ClusterHost stops the host and every Node process of this CLUSTER_HOME, and the next cmdlet brings the apps back' -Skip:(-not $IsLinux) {
         $lasting = Start-TestApp -Script 'server.js' -Name lasting -Instances 2
         $clusterHost = Get-ClusterHost
