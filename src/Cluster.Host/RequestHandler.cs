@@ -107,8 +107,10 @@ internal sealed class RequestHandler
 
     private async Task<Frame> ReloadAsync(Request request, FrameWriter writer, Task clientGone)
     {
-        using var cancel = new CancellationTokenSource();
-        Task cancelWhenGone = clientGone.ContinueWith(_ => cancel.Cancel(), TaskScheduler.Default);
+        // Not disposed: the client goes (and this cancels) after the reply too, and a source with no timer
+        // holds nothing to release.
+        var cancel = new CancellationTokenSource();
+        _ = clientGone.ContinueWith(_ => cancel.Cancel(), TaskScheduler.Default);
         AppInfo app = await _supervisor.ReloadAsync(
             NameOf(request),
             Required(request.Reload, "reload"),
