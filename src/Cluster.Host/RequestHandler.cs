@@ -78,11 +78,11 @@ internal sealed class RequestHandler
             case CommandNames.List:
                 return new Frame { Apps = _supervisor.List(request.Name).ToList() };
             case CommandNames.Stop:
-                return Apps(await _supervisor.StopAsync(NameOf(request)).ConfigureAwait(false));
+                return Apps(await _supervisor.StopAsync(NameOf(request), request.Stop).ConfigureAwait(false));
             case CommandNames.Restart:
-                return Apps(await _supervisor.RestartAsync(NameOf(request)).ConfigureAwait(false));
+                return Apps(await _supervisor.RestartAsync(NameOf(request), request.Stop).ConfigureAwait(false));
             case CommandNames.Remove:
-                await _supervisor.RemoveAsync(NameOf(request)).ConfigureAwait(false);
+                await _supervisor.RemoveAsync(NameOf(request), request.Stop).ConfigureAwait(false);
                 return new Frame();
             case CommandNames.Scale:
                 return Apps(await _supervisor.ScaleAsync(NameOf(request), Required(request.Instances, "instances")).ConfigureAwait(false));

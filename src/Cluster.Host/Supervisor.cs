@@ -85,7 +85,7 @@ internal sealed class Supervisor
         return apps.Select(a => a.Snapshot(_metrics)).ToArray();
     }
 
-    public Task<AppInfo> StopAsync(string name) => UnderOperationAsync(Find(name), async app =>
+    public Task<AppInfo> StopAsync(string name, StopSpec? how = null) => UnderOperationAsync(Find(name), async app =>
     {
         app.Definition.Stopped = true;
         Save();
@@ -96,7 +96,7 @@ internal sealed class Supervisor
     });
 
     /// <summary>Stops every instance and starts it again (not zero-downtime: that is reload). Starts a stopped app.</summary>
-    public Task<AppInfo> RestartAsync(string name) => UnderOperationAsync(Find(name), async app =>
+    public Task<AppInfo> RestartAsync(string name, StopSpec? how = null) => UnderOperationAsync(Find(name), async app =>
     {
         await RetireAllAsync(app).ConfigureAwait(false);
         app.Definition.Stopped = false;
@@ -109,7 +109,7 @@ internal sealed class Supervisor
         return app.Snapshot(_metrics);
     });
 
-    public async Task RemoveAsync(string name)
+    public async Task RemoveAsync(string name, StopSpec? how = null)
     {
         ManagedApp app = Find(name);
         await UnderOperationAsync(app, async _ =>

@@ -36,6 +36,23 @@ namespace Cluster.Protocol
 
         /// <summary>For scale: the requested instance count (0 = one per CPU, negative = CPUs minus that many).</summary>
         public int? Instances { get; set; }
+
+        /// <summary>For stop, restart and remove: how the instances are stopped (absent: plainly).</summary>
+        public StopSpec? Stop { get; set; }
+    }
+
+    /// <summary>How a stop, restart or remove ends an app's instances.</summary>
+    internal sealed class StopSpec
+    {
+        /// <summary>Send each instance the 'shutdown' message and wait up to the graceful timeout before a kill.</summary>
+        public bool ShutdownWithMessage { get; set; }
+
+        public int? GracefulTimeoutMs { get; set; }
+
+        public int? KillTimeoutMs { get; set; }
+
+        /// <summary>The caller's PM2_GRACEFUL_TIMEOUT, when it set one.</summary>
+        public Dictionary<string, string> SessionEnvironment { get; set; } = new Dictionary<string, string>();
     }
 
     internal sealed class StartSpec
@@ -162,6 +179,12 @@ namespace Cluster.Protocol
         public double CpuPercent { get; set; }
         public int? LastExitCode { get; set; }
         public string? LastSignal { get; set; }
+
+        /// <summary>Which start of the app this instance runs: a reload moves every instance to the next one.</summary>
+        public int Generation { get; set; }
+
+        /// <summary>Why the instance is not online, in words (a crash, a lost primary, a reload that stopped).</summary>
+        public string? Reason { get; set; }
     }
 
     internal sealed class HostInfo
