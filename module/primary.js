@@ -5,10 +5,11 @@
 // Usage: node primary.js --listen <socket path or \\.\pipe\name> --node <node path> --scheduling <rr|none>
 // The host connects to that endpoint (one host at a time: a new connection replaces the old one).
 // Protocol: one JSON object per line each way.
-//   commands  {cmd:'fork', key, app, mode:'cluster'|'fork', exec, args, execArgv, cwd, env, instance, out, err, logMaxBytes, logKeep}
+//   commands  {cmd:'fork', key, app, mode:'cluster'|'fork', exec, args, execArgv, cwd, env, instance, out, err, logMaxBytes, logKeep,
+//                    generation, restarts, definition}   (the last three are kept for the next host and echoed in 'state')
 //             {cmd:'disconnect', key}   {cmd:'send', key, message}   {cmd:'signal', key, signal}
 //             {cmd:'state'}   {cmd:'exit'}
-//   events    {event:'state', pid, node, nodePath, scheduling, workers:[{key, app, instance, pid, ready, started}]}
+//   events    {event:'state', pid, node, nodePath, scheduling, workers:[{key, app, instance, pid, ready, started, generation, restarts, definition}]}
 //             {event:'forked', key, pid}   {event:'listening', key, address, port}
 //             {event:'message', key, message}   {event:'disconnect', key}
 //             {event:'exit', key, code, signal, error?}
@@ -68,7 +69,10 @@ function track(key, cmd, proc, handle) {
     // Reported once the worker's last output is in its log, so whoever reads the log after the exit sees it.
     drained.then(() => emit({ event: 'exit', key, code, signal, error }));
   };
-  workers.set(key, Object.assign(handle, { app: cmd.app, instance: cmd.instance, ready: false, started: Date.now() }));
+  workers.set(key, Object.assign(handle, {
+    app: cmd.app, instance: cmd.instance, ready: false, started: Date.now(),
+    generation: cmd.generation || 0, restarts: cmd.restarts || 0, definition: cmd.definition,
+  }));
   return onExit;
 }
 
@@ -211,6 +215,7 @@ function state() {
     scheduling: options.scheduling || 'rr',
     workers: [...workers.entries()].map(([key, w]) => ({
       key, app: w.app, instance: w.instance, pid: w.process.pid, ready: w.ready, started: w.started,
+      generation: w.generation, restarts: w.restarts, definition: w.definition,
     })),
   };
 }

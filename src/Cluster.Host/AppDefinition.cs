@@ -15,6 +15,12 @@ internal sealed class AppDefinition
     /// <summary>The state the user asked for: a stopped app stays stopped across host restarts.</summary>
     public bool Stopped { get; set; }
 
+    /// <summary>
+    /// Set while a reload runs and kept when one stops early, so that the app (also under a later host) says it
+    /// is partly reloaded until a reload completes.
+    /// </summary>
+    public string? PartialReload { get; set; }
+
     public string Name => Spec.Name;
 
     public bool IsCluster => Spec.Mode == AppModes.Cluster;

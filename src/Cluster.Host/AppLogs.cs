@@ -10,24 +10,26 @@ namespace Cluster.Host;
 internal sealed class AppLogs
 {
     private readonly HostPaths _paths;
-    private readonly ManagedApp _app;
+    private readonly string _app;
+    private readonly IReadOnlyList<int> _instances;
     private readonly int? _instance;
     private readonly Dictionary<string, long> _offsets = new();
 
-    public AppLogs(HostPaths paths, ManagedApp app, int? instance)
+    /// <param name="instances">The app's instances, as its loop gave them.</param>
+    public AppLogs(HostPaths paths, string app, IReadOnlyList<int> instances, int? instance)
     {
-        IReadOnlyList<Slot> slots = app.Slots;
-        if (instance is { } wanted && !slots.Any(s => s.Instance == wanted))
+        if (instance is { } wanted && !instances.Contains(wanted))
         {
             throw new ClusterException(
                 "InstanceNotFound",
                 ErrorCategories.ObjectNotFound,
-                $"'{app.Name}' has no instance {wanted}. Its instances are 0 to {slots.Count - 1}.",
+                $"'{app}' has no instance {wanted}. Its instances are 0 to {instances.Count - 1}.",
                 wanted.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
 
         _paths = paths;
         _app = app;
+        _instances = instances;
         _instance = instance;
         foreach (var (path, _, _) in Files())
         {
@@ -74,14 +76,14 @@ internal sealed class AppLogs
     }
 
     private LogLineInfo Line(int instance, string stream, string text) =>
-        new() { App = _app.Name, Instance = instance, Stream = stream, Text = text };
+        new() { App = _app, Instance = instance, Stream = stream, Text = text };
 
     private IEnumerable<(string Path, int Instance, string Stream)> Files()
     {
-        foreach (Slot slot in _app.Slots.Where(s => _instance is null || s.Instance == _instance))
+        foreach (int instance in _instances.Where(i => _instance is null || i == _instance))
         {
-            yield return (_paths.OutLog(_app.Name, slot.Instance), slot.Instance, "out");
-            yield return (_paths.ErrorLog(_app.Name, slot.Instance), slot.Instance, "err");
+            yield return (_paths.OutLog(_app, instance), instance, "out");
+            yield return (_paths.ErrorLog(_app, instance), instance, "err");
         }
     }
 

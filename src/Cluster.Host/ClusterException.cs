@@ -35,4 +35,5 @@ internal static class ErrorCategories
     public const string InvalidData = "InvalidData";
     public const string InvalidResult = "InvalidResult";
     public const string ProtocolError = "ProtocolError";
+    public const string WriteError = "WriteError";
 }

@@ -35,4 +35,12 @@ internal interface IPrimaryLauncher
 
 /// <summary>A worker found running in a primary that an earlier host started.</summary>
 internal sealed record AdoptedWorker(
-    int Key, string App, int Instance, int Pid, bool Ready, DateTimeOffset Started, string NodePath, string Scheduling, IPrimary Primary);
+    int Key, string App, int Instance, int Pid, bool Ready, DateTimeOffset Started, string NodePath, string Scheduling, IPrimary Primary)
+{
+    public int Generation { get; init; }
+
+    public int Restarts { get; init; }
+
+    /// <summary>The app's definition as the host that forked the worker had it (JSON), if the primary kept it.</summary>
+    public string? Definition { get; init; }
+}

@@ -1,51 +1,33 @@
+using System.Text.Json;
 using Cluster.Protocol;
 using Serilog;
 
 namespace Cluster.Host;
 
-/// <summary>One NODE_APP_INSTANCE of an app: the worker serving it now, and what it has been through.</summary>
-internal sealed class Slot
-{
-    public Slot(int instance) => Instance = instance;
-
-    public int Instance { get; }
-
-    /// <summary>The worker serving this instance; after a crash, the dead one until its replacement is forked.</summary>
-    public Worker? Current { get; set; }
-
-    public int Restarts { get; set; }
-
-    public int UnstableRestarts { get; set; }
-
-    /// <summary>Crashed too often to be restarted again.</summary>
-    public bool Errored { get; set; }
-}
-
-/// <summary>How an old worker is stopped.</summary>
-internal sealed record Retirement(bool Graceful, TimeSpan KillTimeout, TimeSpan GracefulTimeout)
-{
-    public static Retirement Plain(TimeSpan killTimeout) => new(false, killTimeout, TimeSpan.Zero);
-}
-
 /// <summary>
-/// One running app: its instances, the workers behind them, and its Node primary. It forks and retires workers,
-/// turns the primary's events into worker state, and restarts instances that exit on their own.
-/// Operations that replace workers (start, stop, reload, scale) hold <see cref="Operation"/> so they never interleave.
+/// One app: its instance slots, the workers behind them, and its Node primary. All of it is owned by the app's
+/// <see cref="AppLoop"/>: every method here runs on that loop (callers outside it go through
+/// <see cref="RunAsync{T}(Func{Task{T}})"/>), so no lock guards the app's state. Each slot's state changes in
+/// <see cref="Enter"/> alone, where it is logged.
 /// </summary>
-internal sealed class ManagedApp : IDisposable
+internal sealed class ManagedApp
 {
     private static readonly TimeSpan LastWaitForExit = TimeSpan.FromSeconds(5);
 
-    private readonly object _sync = new();
+    // Worker keys are unique in the host, since apps may share a Node primary.
+    private static int s_lastKey;
+
     private readonly IPrimaryLauncher _launcher;
     private readonly HostPaths _paths;
     private readonly TimeProvider _time;
     private readonly ILogger _log;
+    private readonly AppLoop _loop;
     private readonly List<Slot> _slots = new();
     private readonly Dictionary<int, Worker> _workers = new();
+    private readonly Queue<TaskCompletionSource> _waiting = new();
     private IPrimary? _primary;
-    // Worker keys are unique in the host, since apps may share a Node primary.
-    private static int s_lastKey;
+    private string? _operation;
+    private AppDefinition _saved;
     private bool _disposed;
 
     public ManagedApp(AppDefinition definition, IPrimaryLauncher launcher, HostPaths paths, TimeProvider time, ILogger log)
@@ -55,76 +37,123 @@ internal sealed class ManagedApp : IDisposable
         _paths = paths;
         _time = time;
         _log = log.ForContext("App", definition.Name);
+        _loop = new AppLoop(_log);
+        _saved = Copy(definition);
     }
 
+    /// <summary>The app's definition, changed on its loop only; <see cref="Saved"/> is the copy other threads read.</summary>
     public AppDefinition Definition { get; }
+
+    /// <summary>The definition as last published for the state file, safe to read from any thread.</summary>
+    public AppDefinition Saved => Volatile.Read(ref _saved);
 
     public string Name => Definition.Name;
 
-    /// <summary>Held by whatever replaces or stops workers, so that two such operations never interleave.</summary>
-    public SemaphoreSlim Operation { get; } = new(1, 1);
+    /// <summary>The operation under way (start, stop, reload, ...), or null.</summary>
+    public string? Operation => _operation;
 
-    public bool Reloading { get; set; }
-
-    /// <summary>Why the last reload failed; cleared by the next one that succeeds.</summary>
+    /// <summary>Why the last reload failed or stopped early; cleared by the next one that completes.</summary>
     public string? ReloadError { get; set; }
 
     public TimeProvider Time => _time;
 
     public ILogger Log => _log;
 
-    public IReadOnlyList<Slot> Slots
+    public IReadOnlyList<Slot> Slots => _slots;
+
+    public Task<T> RunAsync<T>(Func<Task<T>> work) => _loop.RunAsync(work);
+
+    public Task<T> RunAsync<T>(Func<T> work) => _loop.RunAsync(work);
+
+    /// <summary>Makes the current definition the one the state file gets.</summary>
+    public void PublishDefinition() => Volatile.Write(ref _saved, Copy(Definition));
+
+    /// <summary>
+    /// Runs an operation that replaces or stops workers, after the one under way: two never interleave. A
+    /// reload that finds another reload running is refused instead, unless it was asked to wait.
+    /// </summary>
+    public async Task<T> ExclusiveAsync<T>(string operation, bool refuseWhileReloading, CancellationToken cancel, Func<Task<T>> work)
     {
-        get
+        while (_operation is not null)
         {
-            lock (_sync)
+            if (refuseWhileReloading && _operation == Operations.Reload)
             {
-                return _slots.ToArray();
+                throw new ClusterException(
+                    "ReloadInProgress",
+                    ErrorCategories.ResourceBusy,
+                    $"'{Name}' is already being reloaded. Wait for that reload to finish, or pass -Wait to queue this one behind it.",
+                    Name);
+            }
+
+            var turn = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _waiting.Enqueue(turn);
+            using (cancel.Register(() => turn.TrySetCanceled(cancel)))
+            {
+                await turn.Task;
+            }
+        }
+
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _operation = operation;
+        try
+        {
+            return await work();
+        }
+        finally
+        {
+            _operation = null;
+            // A waiter that gave up (its caller went away) has its turn cancelled already: pass it on.
+            while (_waiting.TryDequeue(out TaskCompletionSource? next) && !next.TrySetResult())
+            {
             }
         }
     }
 
     public Slot SlotFor(int instance)
     {
-        lock (_sync)
+        Slot? slot = _slots.Find(s => s.Instance == instance);
+        if (slot is null)
         {
-            Slot? slot = _slots.Find(s => s.Instance == instance);
-            if (slot is null)
-            {
-                slot = new Slot(instance);
-                _slots.Add(slot);
-                _slots.Sort((a, b) => a.Instance.CompareTo(b.Instance));
-            }
-
-            return slot;
+            slot = new Slot(instance);
+            _slots.Add(slot);
+            _slots.Sort((a, b) => a.Instance.CompareTo(b.Instance));
         }
+
+        return slot;
     }
 
-    public void RemoveSlot(Slot slot)
+    public void RemoveSlot(Slot slot) => _slots.Remove(slot);
+
+    /// <summary>The generation a reload or restart moves the app to.</summary>
+    public int NextGeneration() => (_slots.Count == 0 ? 0 : _slots.Max(s => s.Generation)) + 1;
+
+    /// <summary>The one place a slot changes state.</summary>
+    public void Enter(Slot slot, SlotState state, string? reason = null)
     {
-        lock (_sync)
+        if (slot.State == state && slot.Reason == reason)
         {
-            _slots.Remove(slot);
+            return;
         }
+
+        _log.Debug("Instance {Instance} of {App}: {From} -> {To} {Reason}", slot.Instance, Name, slot.State, state, reason ?? "");
+        slot.State = state;
+        slot.Reason = reason;
     }
 
-    /// <summary>Forks a worker for the instance. It is not supervised until <see cref="Supervise"/> is called.</summary>
-    public Worker Fork(int instance)
+    /// <summary>
+    /// Forks a worker for the instance. Its exit goes to the restart policy only once <see cref="Supervise"/>
+    /// is called: until it is ready, its exit is the caller's to report.
+    /// </summary>
+    public Worker Fork(int instance, int generation, int restarts)
     {
-        IPrimary primary;
-        Worker worker;
-        lock (_sync)
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        IPrimary primary = EnsurePrimary();
+        var worker = new Worker(Interlocked.Increment(ref s_lastKey), instance, generation, _time.GetUtcNow())
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            primary = EnsurePrimary();
-            worker = new Worker(Interlocked.Increment(ref s_lastKey), instance, _time.GetUtcNow())
-            {
-                ErrorLogOffset = LogTail.LengthOf(_paths.ErrorLog(Name, instance)),
-            };
-            _workers[worker.Key] = worker;
-        }
-
-        primary.Send(ForkCommand(worker));
+            ErrorLogOffset = LogTail.LengthOf(_paths.ErrorLog(Name, instance)),
+        };
+        _workers[worker.Key] = worker;
+        primary.Send(ForkCommand(worker, restarts));
         return worker;
     }
 
@@ -137,105 +166,47 @@ internal sealed class ManagedApp : IDisposable
         }
     }
 
-    /// <summary>
-    /// Takes back workers that kept running in their primary while there was no host. Where an instance has
-    /// two (a reload was under way), the newer is put in place and the older returned, to be retired.
-    /// </summary>
-    public (IReadOnlyList<Worker> Serving, IReadOnlyList<Worker> Superseded) Adopt(IEnumerable<AdoptedWorker> found)
+    /// <summary>Puts a worker in its instance's place; it is online once ready. Returns the worker it replaces.</summary>
+    public Worker? Install(Slot slot, Worker worker, TimeSpan listenTimeout)
     {
-        var superseded = new List<Worker>();
-        lock (_sync)
+        Worker? old = slot.Current;
+        slot.Current = worker;
+        slot.Generation = worker.Generation;
+        if (worker.IsReady)
         {
-            EnsurePrimary();
-            foreach (AdoptedWorker adopted in found.OrderBy(w => w.Started).Where(w => IsAlive(w.Pid)))
-            {
-                ReserveKeysThrough(adopted.Key);
-                var worker = new Worker(adopted.Key, adopted.Instance, adopted.Started);
-                worker.MarkForked(adopted.Pid);
-                if (adopted.Ready)
-                {
-                    worker.MarkReady();
-                }
-
-                _workers[worker.Key] = worker;
-                Slot slot = SlotFor(adopted.Instance);
-                if (slot.Current is { } older)
-                {
-                    superseded.Add(older);
-                }
-
-                slot.Current = worker;
-            }
-
-            return (_slots.Where(s => s.Current is not null).Select(s => s.Current!).ToArray(), superseded);
+            Enter(slot, SlotState.Online);
         }
-    }
-
-    private static bool IsAlive(int pid)
-    {
-        try
+        else
         {
-            using var process = System.Diagnostics.Process.GetProcessById(pid);
-            return !process.HasExited;
-        }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
-        {
-            return false;
-        }
-    }
-
-    /// <summary>
-    /// Puts a worker in its instance's place and returns the one it replaces. It is supervised only once
-    /// <see cref="Supervise"/> is called: until it is ready, its exit is the caller's to report.
-    /// </summary>
-    public Worker? Install(Slot slot, Worker worker, bool countRestart)
-    {
-        Worker? old;
-        lock (_sync)
-        {
-            old = slot.Current;
-            slot.Current = worker;
-            slot.Errored = false;
-            if (countRestart)
-            {
-                slot.Restarts++;
-            }
+            Enter(slot, SlotState.Launching);
+            _ = PromoteWhenReadyAsync(slot, worker, listenTimeout);
         }
 
         return old;
     }
 
-    /// <summary>From now on, the worker is restarted when it exits on its own, even if it already has.</summary>
+    /// <summary>From now on, the worker's exit goes to the restart policy, even if it has exited already.</summary>
     public void Supervise(Worker worker)
     {
-        lock (_sync)
+        if (worker.Retiring)
         {
-            if (worker.Retiring)
-            {
-                return;
-            }
-
-            worker.Supervised = true;
-            if (!worker.HasExited)
-            {
-                return;
-            }
+            return;
         }
 
-        OnUnexpectedExit(worker);
+        worker.Supervised = true;
+        if (worker.HasExited)
+        {
+            OnUnexpectedExit(worker);
+        }
     }
 
-    /// <summary>Waits for a new worker to be ready; a worker still running when the listen timeout passes counts as online.</summary>
+    /// <summary>Waits for a new worker to be ready; one still running when the listen timeout passes counts as online.</summary>
     public async Task<Readiness> WaitReadyAsync(Worker worker, TimeSpan listenTimeout, CancellationToken cancel)
     {
-        Readiness readiness = await worker.WaitReadyAsync(listenTimeout, _time, cancel).ConfigureAwait(false);
+        Readiness readiness = await worker.WaitReadyAsync(listenTimeout, _time, cancel);
         if (readiness == Readiness.TimedOut)
         {
-            lock (_sync)
-            {
-                worker.MarkOnlineAfterTimeout();
-            }
-
+            worker.MarkOnlineAfterTimeout();
             _log.Information("Instance {Instance} (pid {Pid}) neither listened nor said 'online' within {ListenTimeoutMs} ms; counting it as online", worker.Instance, worker.Pid, listenTimeout.TotalMilliseconds);
         }
 
@@ -250,18 +221,13 @@ internal sealed class ManagedApp : IDisposable
     /// </summary>
     public async Task RetireAsync(Worker worker, Retirement how)
     {
-        IPrimary? primary;
-        lock (_sync)
+        if (worker.HasExited)
         {
-            if (worker.HasExited)
-            {
-                return;
-            }
-
-            worker.MarkRetiring();
-            primary = _primary;
+            return;
         }
 
+        worker.MarkRetiring();
+        IPrimary? primary = _primary;
         if (primary is null)
         {
             return;
@@ -282,7 +248,7 @@ internal sealed class ManagedApp : IDisposable
 
         if (how.Graceful)
         {
-            if (await ExitsWithinAsync(worker, how.GracefulTimeout).ConfigureAwait(false))
+            if (await ExitsWithinAsync(worker, how.GracefulTimeout))
             {
                 return;
             }
@@ -291,7 +257,7 @@ internal sealed class ManagedApp : IDisposable
         {
             if (Definition.IsCluster)
             {
-                await WithinAsync(worker.Disconnected, how.KillTimeout).ConfigureAwait(false);
+                await WithinAsync(worker.Disconnected, how.KillTimeout);
             }
 
             if (!OperatingSystem.IsWindows() && !worker.HasExited)
@@ -299,7 +265,7 @@ internal sealed class ManagedApp : IDisposable
                 primary.Send(new PrimaryCommand { Cmd = PrimaryCommand.Signal, Key = worker.Key, SignalName = "SIGINT" });
             }
 
-            if (await ExitsWithinAsync(worker, how.KillTimeout).ConfigureAwait(false))
+            if (await ExitsWithinAsync(worker, how.KillTimeout))
             {
                 return;
             }
@@ -307,12 +273,80 @@ internal sealed class ManagedApp : IDisposable
 
         _log.Warning("Instance {Instance} (pid {Pid}) did not exit in time; killing it", worker.Instance, worker.Pid);
         primary.Send(new PrimaryCommand { Cmd = PrimaryCommand.Signal, Key = worker.Key, SignalName = "SIGKILL" });
-        await ExitsWithinAsync(worker, LastWaitForExit).ConfigureAwait(false);
+        await ExitsWithinAsync(worker, LastWaitForExit);
     }
 
+    /// <summary>Stops the worker of each slot; a slot whose worker is gone is stopped, one whose worker lingers says so.</summary>
+    public async Task RetireSlotsAsync(IEnumerable<Slot> slots, Retirement how)
+    {
+        Slot[] chosen = slots.ToArray();
+        foreach (Slot slot in chosen.Where(s => s.Current is { HasExited: false }))
+        {
+            Enter(slot, SlotState.Retiring);
+        }
+
+        // Workers of this app that serve no slot (a reload's new worker, one superseded at adoption) go too.
+        Worker[] others = _workers.Values.Where(w => !w.HasExited && !_slots.Any(s => ReferenceEquals(s.Current, w))).ToArray();
+        IEnumerable<Worker> retiring = chosen.Where(s => s.Current is { HasExited: false }).Select(s => s.Current!)
+            .Concat(chosen.Length == _slots.Count ? others : Array.Empty<Worker>());
+        await Task.WhenAll(retiring.Select(w => RetireAsync(w, how)));
+        foreach (Slot slot in chosen)
+        {
+            if (slot.Current is { HasExited: false } lingering)
+            {
+                Enter(slot, SlotState.Retiring, $"pid {lingering.Pid} did not exit, even after SIGKILL");
+            }
+            else
+            {
+                Enter(slot, SlotState.Stopped);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Forks the instances and waits until each is ready; those that are, are supervised from then on.
+    /// Returns the ones that exited (or never started) first, for the caller to report (and to supervise, or not).
+    /// </summary>
+    public async Task<IReadOnlyList<Worker>> StartInstancesAsync(IEnumerable<int> instances, int generation, bool countRestart)
+    {
+        TimeSpan listenTimeout = ListenTimeout;
+        var started = new List<Worker>();
+        foreach (int instance in instances)
+        {
+            Slot slot = SlotFor(instance);
+            if (countRestart)
+            {
+                slot.Restarts++;
+            }
+
+            Worker worker = Fork(instance, generation, slot.Restarts);
+            Install(slot, worker, listenTimeout);
+            started.Add(worker);
+        }
+
+        Readiness[] results = await Task.WhenAll(started.Select(w => WaitReadyAsync(w, listenTimeout, CancellationToken.None)));
+        var failed = new List<Worker>();
+        for (int i = 0; i < started.Count; i++)
+        {
+            if (results[i] is Readiness.Exited or Readiness.NotStarted)
+            {
+                failed.Add(started[i]);
+            }
+            else
+            {
+                Supervise(started[i]);
+            }
+        }
+
+        return failed;
+    }
+
+    public TimeSpan ListenTimeout => Timeouts.Listen(Definition.Spec.ListenTimeoutMs, null, Definition.Spec.Environment);
+
     /// <summary>How a worker ended, for a message: "exited with code 1", "was killed by SIGKILL", ...</summary>
-    public string DescribeExit(Worker worker) =>
-        worker.SpawnError is { } error ? $"could not start ({error})"
+    public static string DescribeExit(Worker worker) =>
+        !worker.HasExited ? "did not start within the listen timeout (its Node primary never reported the process)"
+        : worker.SpawnError is { } error ? $"could not start ({error})"
         : worker.ExitSignal is { } signal ? $"was killed by {signal}"
         : $"exited with code {worker.ExitCode}";
 
@@ -323,60 +357,112 @@ internal sealed class ManagedApp : IDisposable
         return stderr.Count == 0 ? "" : Environment.NewLine + "Its last error output:" + Environment.NewLine + string.Join(Environment.NewLine, stderr);
     }
 
-    public IEnumerable<Worker> LiveWorkers()
+    /// <summary>
+    /// Takes back workers that kept running in their primary while there was no host. Where an instance has two
+    /// (a reload was under way), the newer is put in place only if it was ready; otherwise the older keeps
+    /// serving and the newer is stopped, as the interrupted reload would have done.
+    /// </summary>
+    public async Task AdoptAsync(IReadOnlyList<AdoptedWorker> found)
     {
-        lock (_sync)
+        EnsurePrimary();
+        TimeSpan listenTimeout = ListenTimeout;
+        var unwanted = new List<Worker>();
+        foreach (IGrouping<int, AdoptedWorker> instance in found.Where(w => IsAlive(w.Pid)).GroupBy(w => w.Instance))
         {
-            return _workers.Values.Where(w => !w.HasExited).ToArray();
+            AdoptedWorker[] byAge = instance.OrderBy(w => w.Generation).ThenBy(w => w.Started).ToArray();
+            AdoptedWorker serving = byAge.LastOrDefault(w => w.Ready) ?? byAge[0];
+            Slot slot = SlotFor(instance.Key);
+            foreach (AdoptedWorker adopted in byAge)
+            {
+                var worker = new Worker(adopted.Key, adopted.Instance, adopted.Generation, adopted.Started);
+                worker.MarkForked(adopted.Pid);
+                if (adopted.Ready)
+                {
+                    worker.MarkReady();
+                }
+
+                _workers[worker.Key] = worker;
+                if (ReferenceEquals(adopted, serving))
+                {
+                    slot.Restarts = adopted.Restarts;
+                    Install(slot, worker, listenTimeout);
+                    worker.Supervised = true;
+                }
+                else
+                {
+                    unwanted.Add(worker);
+                    _log.Information("Stopping pid {Pid} (instance {Instance}, generation {Generation}): pid {Serving} serves that instance", adopted.Pid, adopted.Instance, adopted.Generation, serving.Pid);
+                }
+            }
+        }
+
+        if (Definition.PartialReload is { } partial)
+        {
+            ReloadError = partial;
+        }
+
+        var retirement = Retirement.Plain(Timeouts.Kill(null, Definition.Spec.KillTimeoutMs));
+        await Task.WhenAll(unwanted.Select(w => RetireAsync(w, retirement)));
+    }
+
+    private static bool IsAlive(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            return false;
         }
     }
 
     /// <summary>Stops the Node primary once no worker is left (a stopped app costs no memory).</summary>
     public void ReleasePrimaryIfIdle()
     {
-        IPrimary? idle = null;
-        lock (_sync)
+        if (_primary is not null && _workers.Count == 0)
         {
-            if (_primary is not null && _workers.Count == 0)
-            {
-                idle = _primary;
-                _primary = null;
-            }
+            IPrimary idle = _primary;
+            _primary = null;
+            idle.Dispose();
         }
-
-        idle?.Dispose();
     }
 
     public AppInfo Snapshot(ProcessMetrics metrics)
     {
-        lock (_sync)
+        var info = new AppInfo
         {
-            var info = new AppInfo
-            {
-                Name = Name,
-                Mode = Definition.Spec.Mode,
-                Script = Definition.Spec.Script,
-                Arguments = Definition.Spec.Arguments,
-                NodeArguments = Definition.Spec.NodeArguments,
-                WorkingDirectory = Definition.Spec.WorkingDirectory,
-                Scheduling = Definition.IsCluster ? Scheduling.Of(Definition.Spec) : null,
-                ReloadError = ReloadError,
-                Created = Definition.Created,
-            };
-            foreach (Slot slot in _slots)
-            {
-                info.Instances.Add(InstanceSnapshot(slot, metrics));
-            }
-
-            info.Status = AppStatus(info.Instances);
-            return info;
+            Name = Name,
+            Mode = Definition.Spec.Mode,
+            Script = Definition.Spec.Script,
+            Arguments = Definition.Spec.Arguments,
+            NodeArguments = Definition.Spec.NodeArguments,
+            WorkingDirectory = Definition.Spec.WorkingDirectory,
+            Scheduling = Definition.IsCluster ? Scheduling.Of(Definition.Spec) : null,
+            ReloadError = ReloadError,
+            Created = Definition.Created,
+        };
+        foreach (Slot slot in _slots)
+        {
+            info.Instances.Add(InstanceSnapshot(slot, metrics));
         }
+
+        info.Status = AppStatus();
+        return info;
     }
 
-    private InstanceInfo InstanceSnapshot(Slot slot, ProcessMetrics metrics)
+    private static InstanceInfo InstanceSnapshot(Slot slot, ProcessMetrics metrics)
     {
         Worker? worker = slot.Current;
-        var info = new InstanceInfo { Instance = slot.Instance, Restarts = slot.Restarts, Status = InstanceStatus(slot) };
+        var info = new InstanceInfo
+        {
+            Instance = slot.Instance,
+            Restarts = slot.Restarts,
+            Status = InstanceStatus(slot.State),
+            Generation = slot.Generation,
+            Reason = slot.Reason,
+        };
         if (worker is null)
         {
             return info;
@@ -394,41 +480,43 @@ internal sealed class ManagedApp : IDisposable
         return info;
     }
 
-    private string InstanceStatus(Slot slot)
+    private static string InstanceStatus(SlotState state) => state switch
     {
-        Worker? worker = slot.Current;
-        if (slot.Errored)
-        {
-            return "errored";
-        }
+        SlotState.Online => "online",
+        SlotState.Launching => "launching",
+        SlotState.Retiring => "stopping",
+        SlotState.Backoff => "backoff",
+        SlotState.Errored => "errored",
+        _ => "stopped",
+    };
 
-        return worker?.State switch
-        {
-            null => "stopped",
-            WorkerState.Launching => "launching",
-            WorkerState.Online => "online",
-            WorkerState.Stopping => "stopping",
-            _ => Definition.Stopped || worker.Retiring || !Definition.Spec.AutoRestart ? "stopped" : "launching",
-        };
-    }
-
-    private string AppStatus(List<InstanceInfo> instances)
+    /// <summary>The app's status, from what its instances do: never online unless every one of them is.</summary>
+    private string AppStatus()
     {
-        if (Definition.Stopped)
-        {
-            return instances.Exists(i => i.Status == "stopping") ? "stopping" : "stopped";
-        }
-
         // An instance that crashed for good (too often, or with automatic restart off) makes the app errored.
-        bool crashedForGood = _slots.Exists(s => s.Errored || (s.Current is { HasExited: true, Retiring: false } && !Definition.Spec.AutoRestart));
-        if (crashedForGood)
+        if (_slots.Exists(s => s.State == SlotState.Errored || (s.State == SlotState.Stopped && !Definition.Stopped && s.Current is { HasExited: true, Retiring: false })))
         {
             return "errored";
         }
 
-        if (Reloading)
+        if (_operation == Operations.Reload)
         {
             return "reloading";
+        }
+
+        if (_slots.Exists(s => s.State == SlotState.Retiring))
+        {
+            return "stopping";
+        }
+
+        if (_slots.Count == 0 || _slots.TrueForAll(s => s.State == SlotState.Stopped))
+        {
+            return "stopped";
+        }
+
+        if (Definition.PartialReload is not null)
+        {
+            return "partlyreloaded";
         }
 
         if (ReloadError is not null)
@@ -436,10 +524,10 @@ internal sealed class ManagedApp : IDisposable
             return "reloadfailed";
         }
 
-        return instances.Exists(i => i.Status != "online") ? "launching" : "online";
+        return _slots.TrueForAll(s => s.State == SlotState.Online) ? "online" : "launching";
     }
 
-    private PrimaryCommand ForkCommand(Worker worker)
+    private PrimaryCommand ForkCommand(Worker worker, int restarts)
     {
         StartSpec spec = Definition.Spec;
         var execArgv = new List<string>();
@@ -466,6 +554,9 @@ internal sealed class ManagedApp : IDisposable
             Err = _paths.ErrorLog(Name, worker.Instance),
             LogMaxBytes = spec.LogMaxBytes ?? LogRotation.DefaultMaxBytes,
             LogKeep = spec.LogFileCount ?? LogRotation.DefaultFileCount,
+            Generation = worker.Generation,
+            Restarts = restarts,
+            Definition = JsonSerializer.Serialize(Saved, HostJson.Default.AppDefinition),
         };
     }
 
@@ -477,8 +568,9 @@ internal sealed class ManagedApp : IDisposable
         }
 
         IPrimary primary = _launcher.Launch(Definition);
-        primary.EventReceived += e => OnPrimaryEvent(primary, e);
-        primary.Exited += () => OnPrimaryExited(primary);
+        // Raised on the primary's reader thread: each is posted to this app's loop, in order.
+        primary.EventReceived += e => _loop.Post(() => OnPrimaryEvent(primary, e));
+        primary.Exited += () => _loop.Post(() => OnPrimaryExited(primary));
         _primary = primary;
         _log.Information("Using Node primary {Pid}", primary.Pid);
         return primary;
@@ -486,129 +578,184 @@ internal sealed class ManagedApp : IDisposable
 
     private void OnPrimaryEvent(IPrimary source, PrimaryEvent received)
     {
-        Worker? crashed = null;
-        lock (_sync)
+        if (!ReferenceEquals(source, _primary) || !_workers.TryGetValue(received.Key, out Worker? worker))
         {
-            if (!ReferenceEquals(source, _primary) || !_workers.TryGetValue(received.Key, out Worker? worker))
-            {
-                return;
-            }
-
-            switch (received.Event)
-            {
-                case PrimaryEvent.Forked:
-                    worker.MarkForked(received.Pid ?? 0);
-                    if (!Definition.IsCluster)
-                    {
-                        worker.MarkReady(); // a fork-mode process is up once it has spawned
-                    }
-
-                    break;
-                case PrimaryEvent.Listening:
-                    worker.MarkReady();
-                    break;
-                case PrimaryEvent.Message when received.Text is "online" or "ready":
-                    worker.MarkReady();
-                    break;
-                case PrimaryEvent.Disconnected:
-                    worker.MarkDisconnected();
-                    break;
-                case PrimaryEvent.Exit:
-                    _workers.Remove(received.Key);
-                    worker.MarkExited(received.Code, received.Signal, received.Error, _time.GetUtcNow());
-                    crashed = worker.Supervised && !worker.Retiring ? worker : null;
-                    break;
-            }
+            return;
         }
 
-        if (crashed is not null)
+        switch (received.Event)
         {
-            OnUnexpectedExit(crashed);
+            case PrimaryEvent.Forked:
+                worker.MarkForked(received.Pid ?? 0);
+                if (!Definition.IsCluster)
+                {
+                    MarkReady(worker); // a fork-mode process is up once it has spawned
+                }
+
+                break;
+            case PrimaryEvent.Listening:
+                MarkReady(worker);
+                break;
+            case PrimaryEvent.Message when received.Text is "online" or "ready":
+                MarkReady(worker);
+                break;
+            case PrimaryEvent.Disconnected:
+                worker.MarkDisconnected();
+                break;
+            case PrimaryEvent.Exit:
+                OnWorkerExited(worker, received.Code, received.Signal, received.Error, lostWithPrimary: false);
+                break;
         }
     }
 
+    private void MarkReady(Worker worker)
+    {
+        worker.MarkReady();
+        Slot? slot = SlotOf(worker);
+        if (slot is { State: SlotState.Launching })
+        {
+            Enter(slot, SlotState.Online);
+        }
+    }
+
+    private void OnWorkerExited(Worker worker, int? code, string? signal, string? error, bool lostWithPrimary)
+    {
+        _workers.Remove(worker.Key);
+        worker.MarkExited(code, signal, error, _time.GetUtcNow(), lostWithPrimary);
+        if (worker.Supervised && !worker.Retiring)
+        {
+            OnUnexpectedExit(worker);
+        }
+    }
+
+    /// <summary>
+    /// The primary died (killed, crashed, or stopped answering), and its workers with it. Every instance says
+    /// so at once, and is started again on a new primary, keeping its NODE_APP_INSTANCE.
+    /// </summary>
     private void OnPrimaryExited(IPrimary primary)
     {
-        Worker[] orphans;
-        lock (_sync)
+        if (!ReferenceEquals(primary, _primary))
         {
-            if (!ReferenceEquals(primary, _primary))
-            {
-                return;
-            }
-
-            _primary = null;
-            orphans = _workers.Values.ToArray();
+            return;
         }
 
+        _primary = null;
+        primary.Dispose();
+        Worker[] orphans = _workers.Values.ToArray();
         if (orphans.Length > 0)
         {
-            _log.Warning("The Node primary of {App} exited with {Count} workers; they are gone with it", Name, orphans.Length);
+            _log.Warning("The Node primary {Pid} of {App} is gone, and {Count} workers with it; starting them again", primary.Pid, Name, orphans.Length);
         }
 
         foreach (Worker orphan in orphans)
         {
-            OnPrimaryEvent(primary, new PrimaryEvent { Event = PrimaryEvent.Exit, Key = orphan.Key, Error = "the Node primary exited" });
+            OnWorkerExited(orphan, null, null, "its Node primary exited", lostWithPrimary: true);
         }
     }
 
     private void OnUnexpectedExit(Worker worker)
     {
-        RestartDecision decision;
-        Slot? slot;
-        lock (_sync)
+        Slot? slot = SlotOf(worker);
+        if (slot is null || _disposed)
         {
-            slot = _slots.Find(s => ReferenceEquals(s.Current, worker));
-            if (slot is null || Definition.Stopped || _disposed)
-            {
-                return;
-            }
+            return;
+        }
 
-            TimeSpan uptime = (worker.ExitedAt ?? _time.GetUtcNow()) - worker.ForkedAt;
-            decision = Definition.RestartPolicy.Decide(uptime, slot.UnstableRestarts);
-            slot.UnstableRestarts = decision.UnstableRestarts;
-            if (decision.Action == RestartAction.GiveUp)
-            {
-                slot.Errored = true;
-            }
+        if (Definition.Stopped)
+        {
+            Enter(slot, SlotState.Stopped);
+            return;
         }
 
         string exit = worker.ExitSignal ?? worker.ExitCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? worker.SpawnError ?? "unknown";
+        if (worker.LostWithPrimary)
+        {
+            Enter(slot, SlotState.Backoff, "its Node primary exited; starting it again");
+            _ = RestartAfterAsync(slot, worker, TimeSpan.Zero);
+            return;
+        }
+
+        TimeSpan uptime = (worker.ExitedAt ?? _time.GetUtcNow()) - worker.ForkedAt;
+        RestartDecision decision = Definition.RestartPolicy.Decide(uptime, slot.UnstableRestarts);
+        slot.UnstableRestarts = decision.UnstableRestarts;
         switch (decision.Action)
         {
             case RestartAction.Restart:
                 _log.Warning("Instance {Instance} (pid {Pid}) exited ({Exit}); restarting it in {DelayMs} ms", worker.Instance, worker.Pid, exit, decision.Delay.TotalMilliseconds);
+                Enter(slot, SlotState.Backoff, $"exited ({exit}); restarting in {decision.Delay.TotalMilliseconds} ms");
                 _ = RestartAfterAsync(slot, worker, decision.Delay);
                 break;
             case RestartAction.GiveUp:
                 _log.Error("Instance {Instance} (pid {Pid}) exited ({Exit}) after {Unstable} unstable restarts in a row; it is errored and will not be restarted", worker.Instance, worker.Pid, exit, decision.UnstableRestarts);
+                Enter(slot, SlotState.Errored, $"exited ({exit}) after {decision.UnstableRestarts} unstable restarts in a row");
                 break;
             default:
                 _log.Warning("Instance {Instance} (pid {Pid}) exited ({Exit}); automatic restart is off", worker.Instance, worker.Pid, exit);
+                Enter(slot, SlotState.Stopped, $"exited ({exit}); automatic restart is off");
                 break;
         }
     }
 
     private async Task RestartAfterAsync(Slot slot, Worker dead, TimeSpan delay)
     {
-        await Task.Delay(delay, _time).ConfigureAwait(false);
-        lock (_sync)
+        if (delay > TimeSpan.Zero)
         {
-            // Something else (a reload, a stop, a restart) has dealt with this instance meanwhile.
-            if (!ReferenceEquals(slot.Current, dead) || Definition.Stopped || _disposed || !_slots.Contains(slot))
-            {
-                return;
-            }
+            await Task.Delay(delay, _time);
+        }
+        else
+        {
+            await Task.Yield(); // the other instances of a lost primary say so first
         }
 
-        Worker replacement = Fork(slot.Instance);
-        Install(slot, replacement, countRestart: true);
-        Supervise(replacement);
+        // Something else (a reload, a stop, a restart, a scale-down) has dealt with this instance meanwhile.
+        if (slot.State != SlotState.Backoff || !ReferenceEquals(slot.Current, dead) || !_slots.Contains(slot) || Definition.Stopped || _disposed)
+        {
+            return;
+        }
+
+        try
+        {
+            slot.Restarts++;
+            Worker replacement = Fork(slot.Instance, slot.Generation, slot.Restarts);
+            Install(slot, replacement, ListenTimeout);
+            Supervise(replacement);
+        }
+        catch (ClusterException e)
+        {
+            // No primary could be started: say so, and try again as the restart policy says.
+            _log.Error("Could not restart instance {Instance} of {App}: {Message}", slot.Instance, Name, e.Message);
+            var failed = new Worker(0, slot.Instance, slot.Generation, _time.GetUtcNow());
+            failed.MarkExited(null, null, e.Message, _time.GetUtcNow());
+            failed.Supervised = true;
+            slot.Current = failed;
+            Enter(slot, SlotState.Backoff, e.Message);
+            OnUnexpectedExit(failed);
+        }
     }
+
+    /// <summary>A worker put in place before it was ready becomes online when it is, or when the listen timeout passes.</summary>
+    private async Task PromoteWhenReadyAsync(Slot slot, Worker worker, TimeSpan listenTimeout)
+    {
+        Readiness readiness = await worker.WaitReadyAsync(listenTimeout, _time, CancellationToken.None);
+        if (ReferenceEquals(slot.Current, worker) && slot.State == SlotState.Launching)
+        {
+            if (readiness is Readiness.Ready or Readiness.TimedOut)
+            {
+                worker.MarkOnlineAfterTimeout();
+                Enter(slot, SlotState.Online);
+            }
+            else if (readiness == Readiness.NotStarted)
+            {
+                Enter(slot, SlotState.Launching, "its Node primary has not reported the process yet");
+            }
+        }
+    }
+
+    private Slot? SlotOf(Worker worker) => _slots.Find(s => ReferenceEquals(s.Current, worker));
 
     private async Task<bool> ExitsWithinAsync(Worker worker, TimeSpan timeout)
     {
-        await WithinAsync(worker.Exited, timeout).ConfigureAwait(false);
+        await WithinAsync(worker.Exited, timeout);
         return worker.HasExited;
     }
 
@@ -616,20 +763,33 @@ internal sealed class ManagedApp : IDisposable
     {
         if (!task.IsCompleted)
         {
-            await Task.WhenAny(task, Task.Delay(timeout, _time)).ConfigureAwait(false);
+            await Task.WhenAny(task, Task.Delay(timeout, _time));
         }
     }
 
+    /// <summary>Ends the app's loop; its primary lease is let go. Runs on the loop, as the app's last work.</summary>
     public void Dispose()
     {
-        IPrimary? primary;
-        lock (_sync)
-        {
-            _disposed = true;
-            primary = _primary;
-            _primary = null;
-        }
-
+        _disposed = true;
+        IPrimary? primary = _primary;
+        _primary = null;
         primary?.Dispose();
+        _ = _loop.CompleteAsync();
     }
+
+    private static AppDefinition Copy(AppDefinition definition) =>
+        JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(definition, HostJson.Default.AppDefinition), HostJson.Default.AppDefinition)!;
+}
+
+/// <summary>The names of the operations that hold an app, as <see cref="ManagedApp.Operation"/> reports them.</summary>
+internal static class Operations
+{
+    public const string Start = "start";
+    public const string Stop = "stop";
+    public const string Restart = "restart";
+    public const string Remove = "remove";
+    public const string Reload = "reload";
+    public const string Scale = "scale";
+    public const string Replace = "replace";
+    public const string Adopt = "adopt";
 }

@@ -28,6 +28,14 @@ internal sealed class PrimaryCommand
     public long? LogMaxBytes { get; set; }
     public int? LogKeep { get; set; }
 
+    /// <summary>For fork: which start of the app the worker runs, and its instance's restart count once it is in place.</summary>
+    public int? Generation { get; set; }
+
+    public int? Restarts { get; set; }
+
+    /// <summary>For fork: the app's definition as JSON, kept by the primary so that a host without it can take the app back.</summary>
+    public string? Definition { get; set; }
+
     [JsonPropertyName("signal")]
     public string? SignalName { get; set; }
 }
@@ -76,6 +84,12 @@ internal sealed class PrimaryWorkerState
 
     /// <summary>When it was forked, in milliseconds since 1970.</summary>
     public long Started { get; set; }
+
+    public int Generation { get; set; }
+
+    public int Restarts { get; set; }
+
+    public string? Definition { get; set; }
 }
 
 [JsonSourceGenerationOptions(
@@ -84,6 +98,7 @@ internal sealed class PrimaryWorkerState
 [JsonSerializable(typeof(PrimaryCommand))]
 [JsonSerializable(typeof(PrimaryEvent))]
 [JsonSerializable(typeof(SavedState))]
+[JsonSerializable(typeof(AppDefinition))]
 internal sealed partial class HostJson : JsonSerializerContext
 {
 }

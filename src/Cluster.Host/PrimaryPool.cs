@@ -59,7 +59,12 @@ internal sealed class PrimaryPool : IPrimaryLauncher
             }
 
             workers.AddRange((state.Workers ?? new List<PrimaryWorkerState>()).Select(w => new AdoptedWorker(
-                w.Key, w.App, w.Instance, w.Pid, w.Ready, DateTimeOffset.FromUnixTimeMilliseconds(w.Started), key.Item1, key.Item2, primary)));
+                w.Key, w.App, w.Instance, w.Pid, w.Ready, DateTimeOffset.FromUnixTimeMilliseconds(w.Started), key.Item1, key.Item2, primary)
+            {
+                Generation = w.Generation,
+                Restarts = w.Restarts,
+                Definition = w.Definition,
+            }));
         }
 
         return workers;

@@ -20,62 +20,69 @@ internal sealed record ReloadPlan(bool Graceful, TimeSpan ListenTimeout, Retirem
 }
 
 /// <summary>
-/// The rolling reload. For each instance, a few at a time (one by default):
-///   1. fork a new worker with the same NODE_APP_INSTANCE;
+/// The rolling reload, on the app's loop. For each instance, a few at a time (one by default):
+///   1. fork a new worker with the same NODE_APP_INSTANCE, in the reload's new generation;
 ///   2. wait until it is ready: it listens, or says 'online' / 'ready', or the listen timeout passes
 ///      (a timeout is not a failure: an app that never listens is normal);
 ///      if it exits first, stop here: the old worker keeps serving and no other instance is touched;
 ///   3. put it in place and retire the old worker: disconnect it (no new connections reach it), then
 ///      SIGINT / the 'shutdown' message, and a kill after the kill / graceful timeout.
+/// A caller that goes away (Ctrl+C, a closed session) stops the reload between instances, never halfway
+/// through one: the app then says it is partly reloaded, and the next reload completes the job.
 /// Only one reload of an app runs at a time.
 /// </summary>
 internal sealed class ReloadCoordinator
 {
     private readonly Func<ProgressInfo, Task> _report;
+    private readonly Action _save;
 
-    public ReloadCoordinator(Func<ProgressInfo, Task> report) => _report = report;
-
-    public async Task ReloadAsync(ManagedApp app, ReloadSpec spec, CancellationToken cancel)
+    public ReloadCoordinator(Func<ProgressInfo, Task> report, Action save)
     {
-        if (!await EnterAsync(app, spec.Wait, cancel).ConfigureAwait(false))
-        {
-            throw new ClusterException(
-                "ReloadInProgress",
-                ErrorCategories.ResourceBusy,
-                $"'{app.Name}' is already being reloaded. Wait for that reload to finish, or pass -Wait to queue this one behind it.",
-                app.Name);
-        }
+        _report = report;
+        _save = save;
+    }
 
-        try
+    /// <summary>Runs on the app's loop.</summary>
+    public Task ReloadAsync(ManagedApp app, ReloadSpec spec, CancellationToken cancel) =>
+        app.ExclusiveAsync(Operations.Reload, refuseWhileReloading: !spec.Wait, cancel, async () =>
         {
             EnsureRunning(app);
             ReloadPlan plan = ReloadPlan.For(app.Definition, spec);
-            string activity = $"{(plan.Graceful ? "Gracefully reloading" : "Reloading")} {app.Name}";
-            app.Reloading = true;
-            app.Log.Information("{Kind} reload of {App} begins: listen timeout {ListenTimeoutMs} ms, {Parallel} at a time", plan.Graceful ? "Graceful" : "Plain", app.Name, plan.ListenTimeout.TotalMilliseconds, plan.Parallel);
-
             IReadOnlyList<Slot> slots = Chosen(app, spec.Instances);
+            int generation = app.NextGeneration();
+            string activity = $"{(plan.Graceful ? "Gracefully reloading" : "Reloading")} {app.Name}";
+            app.Log.Information("{Kind} reload of {App} to generation {Generation} begins: listen timeout {ListenTimeoutMs} ms, {Parallel} at a time", plan.Graceful ? "Graceful" : "Plain", app.Name, generation, plan.ListenTimeout.TotalMilliseconds, plan.Parallel);
+            // Kept in the state file while the reload runs, so that a host killed meanwhile leaves an app that says so.
+            Record(app, "A reload was under way when the host stopped. Reload again to finish it.");
+
             int replaced = 0;
-            // A caller that goes away stops the reload between instances, never halfway through one.
-            foreach (Slot[] batch in slots.Chunk(plan.Parallel))
+            try
             {
-                cancel.ThrowIfCancellationRequested();
-                await Task.WhenAll(batch.Select(slot => ReplaceAsync(app, slot, plan, activity, replaced, slots.Count))).ConfigureAwait(false);
-                replaced += batch.Length;
+                foreach (Slot[] batch in slots.Chunk(plan.Parallel))
+                {
+                    if (cancel.IsCancellationRequested)
+                    {
+                        throw Interrupted(app, slots, replaced);
+                    }
+
+                    await Task.WhenAll(batch.Select(slot => ReplaceAsync(app, slot, plan, generation, activity, replaced, slots.Count)));
+                    replaced += batch.Length;
+                }
+            }
+            catch (ClusterException e) when (e.Code == "NewInstanceExited")
+            {
+                Record(app, null);
+                throw;
             }
 
             app.ReloadError = null;
-            await _report(new ProgressInfo { Activity = activity, Status = $"{slots.Count} of {slots.Count} instances reloaded", Percent = 100, Completed = true }).ConfigureAwait(false);
+            Record(app, null);
+            await _report(new ProgressInfo { Activity = activity, Status = $"{slots.Count} of {slots.Count} instances reloaded", Percent = 100, Completed = true });
             app.Log.Information("Reload of {App} is complete: {Count} instances replaced", app.Name, slots.Count);
-        }
-        finally
-        {
-            app.Reloading = false;
-            app.Operation.Release();
-        }
-    }
+            return 0;
+        });
 
-    private async Task ReplaceAsync(ManagedApp app, Slot slot, ReloadPlan plan, string activity, int done, int total)
+    private async Task ReplaceAsync(ManagedApp app, Slot slot, ReloadPlan plan, int generation, string activity, int done, int total)
     {
         Task Step(string what) => _report(new ProgressInfo
         {
@@ -86,32 +93,59 @@ internal sealed class ReloadCoordinator
         });
 
         // 1. Fork the new worker with the same NODE_APP_INSTANCE.
-        await Step("starting a new worker").ConfigureAwait(false);
-        Worker candidate = app.Fork(slot.Instance);
+        await Step("starting a new worker");
+        Worker candidate = app.Fork(slot.Instance, generation, slot.Restarts + 1);
 
         // 2. Wait until it is ready. If it exits first, the reload stops and the old worker keeps serving.
-        await Step($"waiting for the new worker (pid {candidate.Pid}) to be ready").ConfigureAwait(false);
-        Readiness readiness = await app.WaitReadyAsync(candidate, plan.ListenTimeout, CancellationToken.None).ConfigureAwait(false);
-        if (readiness == Readiness.Exited)
+        await Step("waiting for the new worker to be ready");
+        Readiness readiness = await app.WaitReadyAsync(candidate, plan.ListenTimeout, CancellationToken.None);
+        if (readiness is Readiness.Exited or Readiness.NotStarted)
         {
             throw NewWorkerExited(app, candidate);
         }
 
         // 3. Put it in place, then retire the old worker.
-        Worker? old = app.Install(slot, candidate, countRestart: true);
+        slot.Restarts++;
+        Worker? old = app.Install(slot, candidate, plan.ListenTimeout);
         app.Supervise(candidate);
         if (old is not null && !old.HasExited)
         {
-            await Step($"retiring the old worker (pid {old.Pid})").ConfigureAwait(false);
-            await app.RetireAsync(old, plan.Retirement).ConfigureAwait(false);
+            await Step($"retiring the old worker (pid {old.Pid}) for pid {candidate.Pid}");
+            await app.RetireAsync(old, plan.Retirement);
         }
 
         app.Log.Information("Reloaded instance {Instance} of {App}: pid {OldPid} -> {NewPid}", slot.Instance, app.Name, old?.Pid, candidate.Pid);
     }
 
+    private void Record(ManagedApp app, string? partialReload)
+    {
+        app.Definition.PartialReload = partialReload;
+        app.PublishDefinition();
+        try
+        {
+            _save();
+        }
+        catch (ClusterException e)
+        {
+            // The reload itself goes on: only a later host would not know it was under way.
+            app.Log.Warning("{Message}", e.Message);
+        }
+    }
+
+    private ClusterException Interrupted(ManagedApp app, IReadOnlyList<Slot> slots, int replaced)
+    {
+        string generations = string.Join(", ", app.Slots.Select(s => $"{s.Instance}: {s.Generation}"));
+        string message = $"The reload of '{app.Name}' stopped after {replaced} of {slots.Count} instances, because its caller went away. "
+            + $"The app is partly reloaded (generation of each instance: {generations}). Reload it again to finish.";
+        app.ReloadError = message;
+        Record(app, message);
+        app.Log.Information("Reload of {App} stopped after {Replaced} of {Count} instances: its caller went away", app.Name, replaced, slots.Count);
+        return new ClusterException("ReloadInterrupted", ErrorCategories.OperationStopped, message, app.Name);
+    }
+
     private static IReadOnlyList<Slot> Chosen(ManagedApp app, List<int>? instances)
     {
-        IReadOnlyList<Slot> all = app.Slots;
+        IReadOnlyList<Slot> all = app.Slots.ToArray();
         if (instances is null)
         {
             return all;
@@ -129,17 +163,6 @@ internal sealed class ReloadCoordinator
         return all.Where(s => instances.Contains(s.Instance)).ToArray();
     }
 
-    private static async Task<bool> EnterAsync(ManagedApp app, bool wait, CancellationToken cancel)
-    {
-        if (wait)
-        {
-            await app.Operation.WaitAsync(cancel).ConfigureAwait(false);
-            return true;
-        }
-
-        return await app.Operation.WaitAsync(0, cancel).ConfigureAwait(false);
-    }
-
     private static void EnsureRunning(ManagedApp app)
     {
         if (app.Definition.Stopped)
@@ -154,7 +177,7 @@ internal sealed class ReloadCoordinator
 
     private static ClusterException NewWorkerExited(ManagedApp app, Worker candidate)
     {
-        string how = app.DescribeExit(candidate);
+        string how = ManagedApp.DescribeExit(candidate);
         string message = $"The new worker for instance {candidate.Instance} of '{app.Name}' {how} before it was ready. "
             + "The reload stopped there: the old worker keeps serving and no other instance was touched. "
             + "Fix the app and reload again; Get-ClusterLog shows its output." + app.ErrorOutputSuffix(candidate);

@@ -76,7 +76,7 @@ internal sealed class RequestHandler
             case CommandNames.Start:
                 return Apps(await _supervisor.StartAsync(Required(request.Start, "start")).ConfigureAwait(false));
             case CommandNames.List:
-                return new Frame { Apps = _supervisor.List(request.Name).ToList() };
+                return new Frame { Apps = (await _supervisor.ListAsync(request.Name).ConfigureAwait(false)).ToList() };
             case CommandNames.Stop:
                 return Apps(await _supervisor.StopAsync(NameOf(request), request.Stop).ConfigureAwait(false));
             case CommandNames.Restart:
@@ -122,7 +122,7 @@ internal sealed class RequestHandler
 
     private async Task<Frame> LogsAsync(string name, LogQuery query, FrameWriter writer, Task clientGone)
     {
-        AppLogs logs = _supervisor.LogsOf(name, query.Instance);
+        AppLogs logs = await _supervisor.LogsOfAsync(name, query.Instance).ConfigureAwait(false);
         List<LogLineInfo> tail = logs.Tail(query.Tail);
         if (!query.Follow)
         {

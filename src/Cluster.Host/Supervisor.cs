@@ -45,35 +45,43 @@ internal sealed class Supervisor
         StartSpecValidator.Validate(spec);
         var definition = new AppDefinition { Spec = spec, NodePath = NodeRuntime.Resolve(spec.Environment), Created = _time.GetUtcNow() };
         ManagedApp app = Register(definition);
-        await app.Operation.WaitAsync().ConfigureAwait(false);
         try
+        {
+            // Saved before anything runs: an app that cannot be saved is not started, since the next host would not know it.
+            Save();
+        }
+        catch (ClusterException)
+        {
+            Unregister(app);
+            await app.RunAsync(() => { app.Dispose(); return 0; }).ConfigureAwait(false);
+            throw;
+        }
+
+        return await app.RunAsync(() => app.ExclusiveAsync(Operations.Start, false, CancellationToken.None, async () =>
         {
             int count = InstanceCount.Resolve(spec.Instances, _processorCount);
             _log.Information("Starting {App}: {Script} in {Mode} mode, {Count} instances", app.Name, spec.Script, spec.Mode, count);
-            IReadOnlyList<Worker> failed = await StartInstancesAsync(app, Enumerable.Range(0, count), countRestart: false).ConfigureAwait(false);
+            IReadOnlyList<Worker> failed = await app.StartInstancesAsync(Enumerable.Range(0, count), generation: 1, countRestart: false);
             if (failed.Count > 0)
             {
                 ClusterException error = InstanceExited(app, failed[0], "so the app was not started");
-                await RetireAllAsync(app).ConfigureAwait(false);
+                await app.RetireSlotsAsync(app.Slots.ToArray(), Retirement.Plain(Timeouts.Kill(null, spec.KillTimeoutMs)));
                 Unregister(app);
                 app.Dispose();
+                TrySave();
                 throw error;
             }
 
-            Save();
             return app.Snapshot(_metrics);
-        }
-        finally
-        {
-            app.Operation.Release();
-        }
+        })).ConfigureAwait(false);
     }
 
-    public IReadOnlyList<AppInfo> List(string? name)
+    public async Task<IReadOnlyList<AppInfo>> ListAsync(string? name)
     {
         if (name is not null)
         {
-            return new[] { Find(name).Snapshot(_metrics) };
+            ManagedApp one = Find(name);
+            return new[] { await one.RunAsync(() => one.Snapshot(_metrics)).ConfigureAwait(false) };
         }
 
         ManagedApp[] apps;
@@ -82,42 +90,52 @@ internal sealed class Supervisor
             apps = _apps.Values.OrderBy(a => a.Name, StringComparer.OrdinalIgnoreCase).ToArray();
         }
 
-        return apps.Select(a => a.Snapshot(_metrics)).ToArray();
+        return await Task.WhenAll(apps.Select(a => a.RunAsync(() => a.Snapshot(_metrics)))).ConfigureAwait(false);
     }
 
-    public Task<AppInfo> StopAsync(string name, StopSpec? how = null) => UnderOperationAsync(Find(name), async app =>
+    public Task<AppInfo> StopAsync(string name, StopSpec? how = null) => OnLoopAsync(Find(name), Operations.Stop, async app =>
     {
-        app.Definition.Stopped = true;
-        Save();
-        await RetireAllAsync(app).ConfigureAwait(false);
+        ChangeDefinition(app, d => d.Stopped = true, d => d.Stopped = false);
+        await app.RetireSlotsAsync(app.Slots.ToArray(), Retirement.For(app.Definition, how));
         app.ReleasePrimaryIfIdle();
         _log.Information("Stopped {App}", app.Name);
         return app.Snapshot(_metrics);
     });
 
     /// <summary>Stops every instance and starts it again (not zero-downtime: that is reload). Starts a stopped app.</summary>
-    public Task<AppInfo> RestartAsync(string name, StopSpec? how = null) => UnderOperationAsync(Find(name), async app =>
-    {
-        await RetireAllAsync(app).ConfigureAwait(false);
-        app.Definition.Stopped = false;
-        app.ReloadError = null;
-        Save();
-        int[] instances = app.Slots.Select(s => s.Instance).ToArray();
-        RestartFailed(app, await StartInstancesAsync(app, instances, countRestart: true).ConfigureAwait(false), "while restarting");
+    public Task<AppInfo> RestartAsync(string name, StopSpec? how = null) => OnLoopAsync(Find(name), Operations.Restart, app => RestartOnLoopAsync(app, Retirement.For(app.Definition, how)));
 
+    private async Task<AppInfo> RestartOnLoopAsync(ManagedApp app, Retirement how)
+    {
+        bool wasStopped = app.Definition.Stopped;
+        string? partial = app.Definition.PartialReload;
+        ChangeDefinition(app, d => { d.Stopped = false; d.PartialReload = null; }, d => { d.Stopped = wasStopped; d.PartialReload = partial; });
+        await app.RetireSlotsAsync(app.Slots.ToArray(), how);
+        app.ReloadError = null;
+        int[] instances = app.Slots.Select(s => s.Instance).ToArray();
+        RestartFailed(app, await app.StartInstancesAsync(instances, app.NextGeneration(), countRestart: true), "while restarting");
         _log.Information("Restarted {App}", app.Name);
         return app.Snapshot(_metrics);
-    });
+    }
 
     public async Task RemoveAsync(string name, StopSpec? how = null)
     {
         ManagedApp app = Find(name);
-        await UnderOperationAsync(app, async _ =>
+        await OnLoopAsync(app, Operations.Remove, async _ =>
         {
-            app.Definition.Stopped = true;
-            await RetireAllAsync(app).ConfigureAwait(false);
             Unregister(app);
-            Save();
+            try
+            {
+                Save();
+            }
+            catch (ClusterException)
+            {
+                Reregister(app);
+                throw;
+            }
+
+            app.Definition.Stopped = true;
+            await app.RetireSlotsAsync(app.Slots.ToArray(), Retirement.For(app.Definition, how));
             app.Dispose();
             _log.Information("Removed {App}", app.Name);
             return 0;
@@ -127,30 +145,35 @@ internal sealed class Supervisor
     public async Task<AppInfo> ReloadAsync(string name, ReloadSpec spec, Func<ProgressInfo, Task> report, Func<string, Task> warn, CancellationToken cancel)
     {
         ManagedApp app = Find(name);
-        if (!app.Definition.IsCluster)
+        if (!app.Saved.IsCluster)
         {
             await warn($"'{app.Name}' runs in fork mode, and only cluster mode reloads without downtime, so it was restarted instead. Start it with -Mode Cluster to reload it.").ConfigureAwait(false);
-            return await RestartAsync(name).ConfigureAwait(false);
+            // A graceful reload stays graceful: each process gets the 'shutdown' message and the graceful timeout.
+            return await OnLoopAsync(app, Operations.Restart, a => RestartOnLoopAsync(a, ReloadPlan.For(a.Definition, spec).Retirement)).ConfigureAwait(false);
         }
 
-        await new ReloadCoordinator(report).ReloadAsync(app, spec, cancel).ConfigureAwait(false);
-        return app.Snapshot(_metrics);
+        return await app.RunAsync(async () =>
+        {
+            await new ReloadCoordinator(report, Save).ReloadAsync(app, spec, cancel);
+            return app.Snapshot(_metrics);
+        }).ConfigureAwait(false);
     }
 
     /// <summary>Grows or shrinks a running app. Shrinking retires the highest NODE_APP_INSTANCE numbers gracefully.</summary>
-    public Task<AppInfo> ScaleAsync(string name, int requested) => UnderOperationAsync(Find(name), async app =>
+    public Task<AppInfo> ScaleAsync(string name, int requested) => OnLoopAsync(Find(name), Operations.Scale, async app =>
     {
         StartSpecValidator.ValidateInstances(requested);
         int target = InstanceCount.Resolve(requested, _processorCount);
-        IReadOnlyList<Slot> slots = app.Slots;
-        app.Definition.Spec.Instances = requested;
-        Save();
-        if (target > slots.Count)
+        Slot[] slots = app.Slots.ToArray();
+        int before = app.Definition.Spec.Instances;
+        ChangeDefinition(app, d => d.Spec.Instances = requested, d => d.Spec.Instances = before);
+        if (target > slots.Length)
         {
-            int[] added = Enumerable.Range(slots.Count, target - slots.Count).ToArray();
+            int[] added = Enumerable.Range(slots.Length, target - slots.Length).ToArray();
             if (!app.Definition.Stopped)
             {
-                RestartFailed(app, await StartInstancesAsync(app, added, countRestart: false).ConfigureAwait(false), "while scaling up");
+                int generation = slots.Length == 0 ? 1 : slots.Max(s => s.Generation);
+                RestartFailed(app, await app.StartInstancesAsync(added, generation, countRestart: false), "while scaling up");
             }
             else
             {
@@ -161,12 +184,11 @@ internal sealed class Supervisor
         {
             var retired = new Retirement(true, Timeouts.Kill(null, app.Definition.Spec.KillTimeoutMs), Timeouts.Graceful(null, null, app.Definition.Spec.Environment));
             Slot[] removed = slots.Where(s => s.Instance >= target).ToArray();
+            await app.RetireSlotsAsync(removed, retired);
             foreach (Slot slot in removed)
             {
                 app.RemoveSlot(slot);
             }
-
-            await Task.WhenAll(removed.Where(s => s.Current is not null).Select(s => app.RetireAsync(s.Current!, retired))).ConfigureAwait(false);
         }
 
         _log.Information("Scaled {App} to {Count} instances", app.Name, target);
@@ -174,7 +196,12 @@ internal sealed class Supervisor
     });
 
     /// <summary>The log files of an app's instances, from now on (see <see cref="AppLogs"/>).</summary>
-    public AppLogs LogsOf(string name, int? instance) => new(_paths, Find(name), instance);
+    public async Task<AppLogs> LogsOfAsync(string name, int? instance)
+    {
+        ManagedApp app = Find(name);
+        int[] instances = await app.RunAsync(() => app.Slots.Select(s => s.Instance).ToArray()).ConfigureAwait(false);
+        return new AppLogs(_paths, app.Name, instances, instance);
+    }
 
     /// <summary>
     /// Every few seconds, replaces the instances whose memory has grown past their app's limit
@@ -190,15 +217,19 @@ internal sealed class Supervisor
                 ManagedApp[] apps;
                 lock (_apps)
                 {
-                    apps = _apps.Values.Where(a => a.Definition.Spec.MaxMemoryBytes is not null && !a.Definition.Stopped).ToArray();
+                    apps = _apps.Values.Where(a => a.Saved.Spec.MaxMemoryBytes is not null && !a.Saved.Stopped).ToArray();
                 }
 
                 foreach (ManagedApp app in apps)
                 {
-                    int[] over = InstancesOverMemoryLimit(app);
-                    if (over.Length > 0)
+                    try
                     {
-                        await ReplaceInstancesAsync(app, over).ConfigureAwait(false);
+                        await app.RunAsync(() => ReplaceOverMemoryAsync(app)).ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        // One app's trouble must not end the watch for every app.
+                        _log.Warning("Could not replace instances of {App} over their memory limit: {Message}", app.Name, e.Message);
                     }
                 }
             }
@@ -208,13 +239,41 @@ internal sealed class Supervisor
         }
     }
 
+    /// <summary>On the app's loop: replaces its instances over the memory limit, unless an operation holds the app.</summary>
+    private async Task<int> ReplaceOverMemoryAsync(ManagedApp app)
+    {
+        int[] over = InstancesOverMemoryLimit(app);
+        if (over.Length == 0 || app.Operation is not null || app.Definition.Stopped)
+        {
+            return 0;
+        }
+
+        if (app.Definition.IsCluster)
+        {
+            var spec = new ReloadSpec { Instances = over.ToList() };
+            await new ReloadCoordinator(_ => Task.CompletedTask, Save).ReloadAsync(app, spec, CancellationToken.None);
+            return over.Length;
+        }
+
+        return await app.ExclusiveAsync(Operations.Replace, false, CancellationToken.None, async () =>
+        {
+            foreach (Slot slot in app.Slots.Where(s => over.Contains(s.Instance)).ToArray())
+            {
+                await app.RetireSlotsAsync(new[] { slot }, Retirement.Plain(Timeouts.Kill(null, app.Definition.Spec.KillTimeoutMs)));
+                await app.StartInstancesAsync(new[] { slot.Instance }, slot.Generation, countRestart: true);
+            }
+
+            return over.Length;
+        });
+    }
+
     private int[] InstancesOverMemoryLimit(ManagedApp app)
     {
         long limit = app.Definition.Spec.MaxMemoryBytes ?? long.MaxValue;
         var over = new List<int>();
         foreach (Slot slot in app.Slots)
         {
-            if (slot.Current is { State: WorkerState.Online, Pid: { } pid } && ProcessMetrics.MemoryOf(pid) is var memory && memory > limit)
+            if (slot is { State: SlotState.Online, Current.Pid: { } pid } && ProcessMetrics.MemoryOf(pid) is var memory && memory > limit)
             {
                 _log.Warning("Instance {Instance} of {App} (pid {Pid}) uses {MemoryBytes} bytes, over its limit of {Limit}; replacing it", slot.Instance, app.Name, pid, memory, limit);
                 over.Add(slot.Instance);
@@ -224,40 +283,11 @@ internal sealed class Supervisor
         return over.ToArray();
     }
 
-    private async Task ReplaceInstancesAsync(ManagedApp app, int[] instances)
-    {
-        try
-        {
-            if (app.Definition.IsCluster)
-            {
-                var spec = new ReloadSpec { Instances = instances.ToList() };
-                await new ReloadCoordinator(_ => Task.CompletedTask).ReloadAsync(app, spec, CancellationToken.None).ConfigureAwait(false);
-                return;
-            }
-
-            await UnderOperationAsync(app, async a =>
-            {
-                foreach (Slot slot in a.Slots.Where(s => instances.Contains(s.Instance) && s.Current is not null))
-                {
-                    await a.RetireAsync(slot.Current!, Retirement.Plain(Timeouts.Kill(null, a.Definition.Spec.KillTimeoutMs))).ConfigureAwait(false);
-                    Worker replacement = a.Fork(slot.Instance);
-                    a.Install(slot, replacement, countRestart: true);
-                    a.Supervise(replacement);
-                }
-
-                return 0;
-            }).ConfigureAwait(false);
-        }
-        catch (ClusterException e)
-        {
-            _log.Warning("Could not replace instances of {App} over their memory limit: {Message}", app.Name, e.Message);
-        }
-    }
-
     /// <summary>
     /// Registers the saved apps and brings back the ones that were running when the last host went away:
     /// workers still serving in a primary that outlived that host are taken back as they are; missing
-    /// instances are started.
+    /// instances are started. Workers of apps the state file does not know (it was lost) are taken back too,
+    /// from the definition their primary kept, so that a lost state file never stops a running app.
     /// </summary>
     public async Task ResurrectAsync()
     {
@@ -269,59 +299,35 @@ internal sealed class Supervisor
         catch (Exception e) when (e is IOException or System.Text.Json.JsonException)
         {
             _log.Error(e, "Could not read the state file {Path}; starting with no apps", _paths.StateFile);
-            return;
+            saved = new SavedState();
         }
 
         IReadOnlyList<AdoptedWorker> running = _launcher.AdoptRunning();
-        var claimed = new HashSet<AdoptedWorker>();
-        var starting = new List<Task>();
         foreach (AdoptedWorker worker in running)
         {
             ManagedApp.ReserveKeysThrough(worker.Key);
         }
 
-        foreach (AppDefinition definition in saved.Apps)
+        var definitions = saved.Apps.ToList();
+        foreach (IGrouping<string, AdoptedWorker> unknown in running.Where(w => !definitions.Any(d => string.Equals(d.Name, w.App, StringComparison.OrdinalIgnoreCase))).GroupBy(w => w.App, StringComparer.OrdinalIgnoreCase))
+        {
+            if (KeptDefinition(unknown) is { } kept)
+            {
+                _log.Warning("The state file does not know {App}, which still runs: taking it back from the definition its Node primary kept", kept.Name);
+                definitions.Add(kept);
+            }
+        }
+
+        var claimed = new HashSet<AdoptedWorker>();
+        var bringing = new List<Task>();
+        foreach (AppDefinition definition in definitions)
         {
             ManagedApp app = Register(definition);
             int count = InstanceCount.Resolve(definition.Spec.Instances, _processorCount);
-            if (definition.Stopped)
-            {
-                for (int i = 0; i < count; i++)
-                {
-                    app.SlotFor(i);
-                }
-
-                continue;
-            }
-
-            AdoptedWorker[] mine = running.Where(w => w.App == app.Name && w.NodePath == definition.NodePath
-                && w.Scheduling == Scheduling.Of(definition.Spec) && w.Instance < count).ToArray();
+            AdoptedWorker[] mine = definition.Stopped ? Array.Empty<AdoptedWorker>() : running.Where(w => string.Equals(w.App, app.Name, StringComparison.OrdinalIgnoreCase)
+                && w.NodePath == definition.NodePath && w.Scheduling == Scheduling.Of(definition.Spec) && w.Instance < count).ToArray();
             claimed.UnionWith(mine);
-            if (mine.Length > 0)
-            {
-                TakeBack(app, mine);
-            }
-
-            int[] missing = Enumerable.Range(0, count).Where(i => !app.Slots.Any(s => s.Instance == i && s.Current is { HasExited: false })).ToArray();
-            if (missing.Length == 0)
-            {
-                continue;
-            }
-
-            _log.Information("Bringing {App} back: starting {Count} instances", app.Name, missing.Length);
-            starting.Add(UnderOperationAsync(app, async a =>
-            {
-                try
-                {
-                    RestartFailed(a, await StartInstancesAsync(a, missing, countRestart: false).ConfigureAwait(false), "while the host brought it back");
-                }
-                catch (ClusterException e)
-                {
-                    _log.Error("{Message}", e.Message);
-                }
-
-                return 0;
-            }));
+            bringing.Add(OnLoopAsync(app, Operations.Adopt, a => BringBackAsync(a, mine, count)));
         }
 
         foreach (AdoptedWorker stray in running.Where(w => !claimed.Contains(w)))
@@ -331,33 +337,73 @@ internal sealed class Supervisor
         }
 
         _launcher.ReleaseIdle();
-        await Task.WhenAll(starting).ConfigureAwait(false);
+        TrySave();
+        await Task.WhenAll(bringing.Select(async t =>
+        {
+            try
+            {
+                await t.ConfigureAwait(false);
+            }
+            catch (ClusterException e)
+            {
+                _log.Error("{Message}", e.Message);
+            }
+        })).ConfigureAwait(false);
     }
 
-    /// <summary>Takes back an app's workers that kept serving while there was no host.</summary>
-    private void TakeBack(ManagedApp app, AdoptedWorker[] workers)
+    private static AppDefinition? KeptDefinition(IEnumerable<AdoptedWorker> workers)
     {
-        var (serving, superseded) = app.Adopt(workers);
-        TimeSpan listenTimeout = Timeouts.Listen(app.Definition.Spec.ListenTimeoutMs, null, app.Definition.Spec.Environment);
-        foreach (Worker worker in serving)
+        foreach (AdoptedWorker worker in workers.OrderByDescending(w => w.Generation))
         {
-            _ = app.WaitReadyAsync(worker, listenTimeout, CancellationToken.None);
-            app.Supervise(worker);
+            try
+            {
+                if (worker.Definition is { } json && System.Text.Json.JsonSerializer.Deserialize(json, HostJson.Default.AppDefinition) is { Spec.Name.Length: > 0 } definition)
+                {
+                    StartSpecValidator.Validate(definition.Spec);
+                    return definition;
+                }
+            }
+            catch (Exception e) when (e is System.Text.Json.JsonException or ClusterException)
+            {
+            }
         }
 
-        var retirement = Retirement.Plain(Timeouts.Kill(null, app.Definition.Spec.KillTimeoutMs));
-        foreach (Worker older in superseded)
+        return null;
+    }
+
+    /// <summary>On the app's loop: takes back its running workers and starts the instances that are missing.</summary>
+    private async Task<int> BringBackAsync(ManagedApp app, AdoptedWorker[] running, int count)
+    {
+        for (int i = 0; i < count; i++)
         {
-            _ = app.RetireAsync(older, retirement);
+            app.SlotFor(i);
         }
 
-        _log.Information("Took back {App}: {Count} workers kept serving while there was no host", app.Name, serving.Count);
+        if (app.Definition.Stopped)
+        {
+            return 0;
+        }
+
+        if (running.Length > 0)
+        {
+            await app.AdoptAsync(running);
+            _log.Information("Took back {App}: {Count} workers kept serving while there was no host", app.Name, app.Slots.Count(s => s.Current is { HasExited: false }));
+        }
+
+        int[] missing = app.Slots.Where(s => s.Current is null or { HasExited: true }).Select(s => s.Instance).ToArray();
+        if (missing.Length > 0)
+        {
+            _log.Information("Bringing {App} back: starting {Count} instances", app.Name, missing.Length);
+            int generation = Math.Max(1, app.Slots.Max(s => s.Generation));
+            RestartFailed(app, await app.StartInstancesAsync(missing, generation, countRestart: false), "while the host brought it back");
+        }
+
+        return 0;
     }
 
     /// <summary>
     /// Stops every app (their definitions stay saved, so the next host brings them back). Called by the
-    /// shutdown request and again as the host exits: every call awaits the one stop, since a stopped app's
-    /// operation lock is never released.
+    /// shutdown request and again as the host exits: every call awaits the one stop.
     /// </summary>
     public Task StopAllAsync()
     {
@@ -375,12 +421,12 @@ internal sealed class Supervisor
             apps = _apps.Values.ToArray();
         }
 
-        await Task.WhenAll(apps.Select(async app =>
+        await Task.WhenAll(apps.Select(app => app.RunAsync(() => app.ExclusiveAsync(Operations.Stop, false, CancellationToken.None, async () =>
         {
-            await app.Operation.WaitAsync().ConfigureAwait(false);
-            await RetireAllAsync(app).ConfigureAwait(false);
+            await app.RetireSlotsAsync(app.Slots.ToArray(), Retirement.Plain(Timeouts.Kill(null, app.Definition.Spec.KillTimeoutMs)));
             app.Dispose();
-        })).ConfigureAwait(false);
+            return 0;
+        })))).ConfigureAwait(false);
     }
 
     public ManagedApp Find(string name)
@@ -400,39 +446,6 @@ internal sealed class Supervisor
             AppName.Printable(name));
     }
 
-    /// <summary>
-    /// Forks the instances and waits until each is ready; those that are, are supervised from then on.
-    /// Returns the ones that exited first, for the caller to report (and to supervise, or not).
-    /// </summary>
-    private static async Task<IReadOnlyList<Worker>> StartInstancesAsync(ManagedApp app, IEnumerable<int> instances, bool countRestart)
-    {
-        TimeSpan listenTimeout = Timeouts.Listen(app.Definition.Spec.ListenTimeoutMs, null, app.Definition.Spec.Environment);
-        var started = new List<Worker>();
-        foreach (int instance in instances)
-        {
-            Slot slot = app.SlotFor(instance);
-            Worker worker = app.Fork(instance);
-            app.Install(slot, worker, countRestart);
-            started.Add(worker);
-        }
-
-        Readiness[] results = await Task.WhenAll(started.Select(w => app.WaitReadyAsync(w, listenTimeout, CancellationToken.None))).ConfigureAwait(false);
-        var failed = new List<Worker>();
-        for (int i = 0; i < started.Count; i++)
-        {
-            if (results[i] == Readiness.Exited)
-            {
-                failed.Add(started[i]);
-            }
-            else
-            {
-                app.Supervise(started[i]);
-            }
-        }
-
-        return failed;
-    }
-
     /// <summary>Hands instances that failed to start to the restart policy, and reports the first.</summary>
     private static void RestartFailed(ManagedApp app, IReadOnlyList<Worker> failed, string during)
     {
@@ -447,29 +460,34 @@ internal sealed class Supervisor
         }
     }
 
-    private static async Task RetireAllAsync(ManagedApp app)
-    {
-        var retirement = Retirement.Plain(Timeouts.Kill(null, app.Definition.Spec.KillTimeoutMs));
-        await Task.WhenAll(app.LiveWorkers().Select(w => app.RetireAsync(w, retirement))).ConfigureAwait(false);
-    }
+    /// <summary>Runs an operation on the app's loop, after any other operation on it.</summary>
+    private static Task<T> OnLoopAsync<T>(ManagedApp app, string operation, Func<ManagedApp, Task<T>> work) =>
+        app.RunAsync(() => app.ExclusiveAsync(operation, false, CancellationToken.None, () => work(app)));
 
-    private static async Task<T> UnderOperationAsync<T>(ManagedApp app, Func<ManagedApp, Task<T>> operation)
+    /// <summary>
+    /// Changes the app's definition and saves it before anything is done about it: when the state file cannot be
+    /// written, the change is undone and the operation refused, so the app goes on as it was and says so.
+    /// </summary>
+    private void ChangeDefinition(ManagedApp app, Action<AppDefinition> change, Action<AppDefinition> undo)
     {
-        await app.Operation.WaitAsync().ConfigureAwait(false);
+        change(app.Definition);
+        app.PublishDefinition();
         try
         {
-            return await operation(app).ConfigureAwait(false);
+            Save();
         }
-        finally
+        catch (ClusterException)
         {
-            app.Operation.Release();
+            undo(app.Definition);
+            app.PublishDefinition();
+            throw;
         }
     }
 
     private static ClusterException InstanceExited(ManagedApp app, Worker worker, string consequence) => new(
         "InstanceExited",
         ErrorCategories.InvalidResult,
-        $"Instance {worker.Instance} of '{app.Name}' {app.DescribeExit(worker)} before it was ready, {consequence}. "
+        $"Instance {worker.Instance} of '{app.Name}' {ManagedApp.DescribeExit(worker)} before it was ready, {consequence}. "
             + "Check the script and its arguments; Get-ClusterLog shows its output." + app.ErrorOutputSuffix(worker),
         app.Name);
 
@@ -500,15 +518,47 @@ internal sealed class Supervisor
         }
     }
 
+    private void Reregister(ManagedApp app)
+    {
+        lock (_apps)
+        {
+            _apps[app.Name] = app;
+        }
+    }
+
+    /// <summary>Writes every app's published definition to the state file; a failure to write is the caller's error.</summary>
     private void Save()
     {
         SavedState state;
         lock (_apps)
         {
-            state = new SavedState { Apps = _apps.Values.Select(a => a.Definition).ToList() };
+            state = new SavedState { Apps = _apps.Values.Select(a => a.Saved).ToList() };
         }
 
-        _state.Save(state);
+        try
+        {
+            _state.Save(state);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _log.Error("Could not write the state file {Path}: {Error}", _paths.StateFile, e.Message);
+            throw new ClusterException(
+                "StateNotSaved",
+                ErrorCategories.WriteError,
+                $"The host could not write its state file {_paths.StateFile} ({e.Message}), so nothing was changed. Free some space or fix its permissions, then try again.",
+                _paths.StateFile);
+        }
     }
 
+    private void TrySave()
+    {
+        try
+        {
+            Save();
+        }
+        catch (ClusterException)
+        {
+            // Logged by Save; the apps themselves are as they say.
+        }
+    }
 }

@@ -19,6 +19,9 @@ internal enum Readiness
 
     /// <summary>It exited first.</summary>
     Exited,
+
+    /// <summary>The listen timeout passed and the primary never said it had started the process.</summary>
+    NotStarted,
 }
 
 /// <summary>One process running one instance of an app: the current one, or a replacement being brought up.</summary>
@@ -28,12 +31,21 @@ internal sealed class Worker
     private readonly TaskCompletionSource _disconnected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public Worker(int key, int instance, DateTimeOffset forkedAt)
+    public Worker(int key, int instance, int generation, DateTimeOffset forkedAt)
     {
         Key = key;
         Instance = instance;
+        Generation = generation;
         ForkedAt = forkedAt;
     }
+
+    /// <summary>Which start of the app it runs.</summary>
+    public int Generation { get; }
+
+    /// <summary>Ended with its Node primary, not on its own.</summary>
+    public bool LostWithPrimary { get; private set; }
+
+    public bool IsReady => State == WorkerState.Online;
 
     public int Key { get; }
 
@@ -47,8 +59,8 @@ internal sealed class Worker
     public WorkerState State { get; private set; } = WorkerState.Launching;
 
     /// <summary>
-    /// Whether the supervisor restarts it when it exits. A replacement is not supervised until it is put in
-    /// place: until then, its exit is its operation's to report.
+    /// Whether its exit goes to the restart policy. A worker being started or a reload's new worker is not
+    /// supervised until it is ready: until then, its exit is its operation's to report.
     /// </summary>
     public bool Supervised { get; set; }
 
@@ -104,8 +116,9 @@ internal sealed class Worker
 
     public void MarkDisconnected() => _disconnected.TrySetResult();
 
-    public void MarkExited(int? code, string? signal, string? error, DateTimeOffset at)
+    public void MarkExited(int? code, string? signal, string? error, DateTimeOffset at, bool lostWithPrimary = false)
     {
+        LostWithPrimary = lostWithPrimary;
         ExitCode = code;
         ExitSignal = signal;
         SpawnError = error;
@@ -119,14 +132,20 @@ internal sealed class Worker
     /// <summary>Waits until the worker is ready, exits, or the listen timeout passes.</summary>
     public async Task<Readiness> WaitReadyAsync(TimeSpan listenTimeout, TimeProvider time, CancellationToken cancel)
     {
+        // No ConfigureAwait(false): on an app's loop, the rest runs on that loop again.
         Task timeout = Task.Delay(listenTimeout, time, cancel);
-        await Task.WhenAny(_ready.Task, timeout).ConfigureAwait(false);
+        await Task.WhenAny(_ready.Task, timeout);
         cancel.ThrowIfCancellationRequested();
         if (HasExited)
         {
             return Readiness.Exited;
         }
 
-        return _ready.Task.IsCompleted ? Readiness.Ready : Readiness.TimedOut;
+        if (_ready.Task.IsCompleted)
+        {
+            return Readiness.Ready;
+        }
+
+        return Pid is null ? Readiness.NotStarted : Readiness.TimedOut;
     }
 }

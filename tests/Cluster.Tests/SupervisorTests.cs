@@ -52,7 +52,7 @@ public sealed class SupervisorTests : IDisposable
         Assert.Equal(ErrorCategories.InvalidResult, error.Category);
         Assert.Contains("exited with code 1", error.Message);
         Assert.Contains("Cannot find module 'express'", error.Message);
-        Assert.Empty(_h.Supervisor.List(null));
+        Assert.Empty(_h.List(null));
         Assert.Equal("AppNotFound", Assert.Throws<ClusterException>(() => _h.Supervisor.Find("api")).Code);
         Assert.DoesNotContain(_h.State.Load().Apps, a => a.Name == "api");
 
@@ -77,7 +77,7 @@ public sealed class SupervisorTests : IDisposable
         Assert.Equal("NameInUse", error.Code);
         Assert.Equal(ErrorCategories.ResourceExists, error.Category);
         Assert.Equal(1, _h.Timeline.ForkCount);
-        Assert.Single(_h.Supervisor.List(null));
+        Assert.Single(_h.List(null));
     }
 
     [Fact]
@@ -107,8 +107,8 @@ public sealed class SupervisorTests : IDisposable
         {
             await Wait.Bounded(next.ResurrectAsync());
 
-            AppInfo api = next.List("api").Single();
-            AppInfo web = next.List("web").Single();
+            AppInfo api = (await next.ListAsync("api")).Single();
+            AppInfo web = (await next.ListAsync("web")).Single();
             Assert.Equal("online", api.Status);
             Assert.Equal(new[] { 0, 1 }, api.Instances.Select(i => i.Instance));
             Assert.Equal(2, nextLauncher.Timeline.ForkCount);

@@ -11,13 +11,13 @@ namespace Cluster
         internal App(AppInfo info)
         {
             Name = info.Name;
-            Mode = Enums.Parse<AppMode>(info.Mode);
+            Mode = Enums.Parse(info.Mode, AppMode.Cluster);
             Script = info.Script;
             Arguments = info.Arguments.ToArray();
             NodeArguments = info.NodeArguments.ToArray();
             WorkingDirectory = info.WorkingDirectory;
-            Status = Enums.Parse<AppStatus>(info.Status);
-            Scheduling = info.Scheduling is null ? (SchedulingPolicy?)null : Enums.Parse<SchedulingPolicy>(info.Scheduling);
+            Status = Enums.Parse(info.Status, AppStatus.Unknown);
+            Scheduling = info.Scheduling is null ? (SchedulingPolicy?)null : Enums.Parse(info.Scheduling, SchedulingPolicy.RoundRobin);
             ReloadError = info.ReloadError;
             Created = info.Created.LocalDateTime;
             Instances = info.Instances.Select(i => Instance.Wrap(new AppInstance(info.Name, i))).ToArray();
@@ -79,7 +79,8 @@ namespace Cluster
 
     internal static class Enums
     {
-        public static T Parse<T>(string value)
-            where T : struct => Enum.TryParse(value, ignoreCase: true, out T parsed) ? parsed : default;
+        /// <summary>Reads a status the host sent; one this module does not know is never taken for another.</summary>
+        public static T Parse<T>(string value, T unknown)
+            where T : struct => Enum.TryParse(value, ignoreCase: true, out T parsed) && Enum.IsDefined(typeof(T), parsed) ? parsed : unknown;
     }
 }

@@ -11,13 +11,15 @@ namespace Cluster
             AppName = appName;
             Instance = info.Instance;
             Pid = info.Pid;
-            Status = Enums.Parse<InstanceStatus>(info.Status);
+            Status = Enums.Parse(info.Status, InstanceStatus.Unknown);
             Restarts = info.Restarts;
             StartTime = info.StartTime?.LocalDateTime;
             MemoryBytes = info.MemoryBytes;
             CpuPercent = info.CpuPercent;
             LastExitCode = info.LastExitCode;
             LastSignal = info.LastSignal;
+            Generation = info.Generation;
+            Reason = info.Reason;
             Uptime = info.StartTime is { } started && info.Pid is not null ? DateTimeOffset.Now - started : (TimeSpan?)null;
         }
 
@@ -46,6 +48,12 @@ namespace Cluster
 
         /// <summary>The signal that ended its last process, if one did.</summary>
         public string? LastSignal { get; }
+
+        /// <summary>Which start of the app it runs: a reload or restart moves every instance to the next generation.</summary>
+        public int Generation { get; }
+
+        /// <summary>Why it is not online, when there is more to say than its status (a crash, a lost primary).</summary>
+        public string? Reason { get; }
 
         public override string ToString() => $"{AppName}[{Instance}]";
     }

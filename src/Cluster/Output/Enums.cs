@@ -29,6 +29,12 @@ namespace Cluster
         Stopping,
         Stopped,
         Errored,
+
+        /// <summary>A reload stopped early (its caller went away, or the host stopped): instances run different generations.</summary>
+        PartlyReloaded,
+
+        /// <summary>The host reported a status this module does not know (a newer host).</summary>
+        Unknown,
     }
 
     public enum InstanceStatus
@@ -38,6 +44,12 @@ namespace Cluster
         Stopping,
         Stopped,
         Errored,
+
+        /// <summary>Its process exited; it is started again once the restart delay has passed.</summary>
+        Backoff,
+
+        /// <summary>The host reported a status this module does not know (a newer host).</summary>
+        Unknown,
     }
 
     public enum LogStream

@@ -9,7 +9,7 @@ namespace Cluster
         {
             AppName = info.App;
             Instance = info.Instance;
-            Stream = Enums.Parse<LogStream>(info.Stream);
+            Stream = Enums.Parse(info.Stream, LogStream.Out);
             Text = info.Text;
         }
 

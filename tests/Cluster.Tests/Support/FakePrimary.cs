@@ -82,8 +82,8 @@ internal sealed record ForkScript(ForkOutcome Outcome, int ExitCode = 1, string?
 }
 
 /// <summary>
-/// Launches scripted stand-ins for the Node primary. Every fake answers at once, on the caller's thread, as
-/// its launcher is set to: a fork says 'forked' and (by default) 'listening'; disconnect says 'disconnect';
+/// Launches scripted stand-ins for the Node primary. Every fake answers as the real one does: later, on a
+/// thread of its own, in order, as its launcher is set to: a fork says 'forked' and (by default) 'listening'; disconnect says 'disconnect';
 /// SIGINT (by default), SIGKILL and 'shutdown' (by default) make the worker exit.
 /// </summary>
 internal sealed class FakePrimaryLauncher : IPrimaryLauncher
@@ -138,12 +138,24 @@ internal sealed class FakePrimary : IPrimary
     private readonly FakePrimaryLauncher _launcher;
     private readonly Dictionary<int, int> _pids = new();
     private readonly HashSet<int> _live = new();
+    private readonly System.Threading.Channels.Channel<PrimaryEvent> _events = System.Threading.Channels.Channel.CreateUnbounded<PrimaryEvent>();
     private int _disposed;
 
     public FakePrimary(FakePrimaryLauncher launcher, int pid)
     {
         _launcher = launcher;
         Pid = pid;
+        _ = Task.Run(RaiseEventsAsync);
+    }
+
+    private async Task RaiseEventsAsync()
+    {
+        await foreach (PrimaryEvent received in _events.Reader.ReadAllAsync())
+        {
+            EventReceived?.Invoke(received);
+        }
+
+        Exited?.Invoke();
     }
 
     public event Action<PrimaryEvent>? EventReceived;
@@ -204,11 +216,23 @@ internal sealed class FakePrimary : IPrimary
         Raise(new PrimaryEvent { Event = PrimaryEvent.Exit, Key = key, Code = code, Signal = signal });
     }
 
+    /// <summary>The primary dies (SIGKILL): it says nothing more, and its workers are gone with it.</summary>
+    public void Kill()
+    {
+        lock (_live)
+        {
+            _live.Clear();
+        }
+
+        Dispose();
+    }
+
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
-            Exited?.Invoke();
+            // Raised after every event already said, as the real primary's end of stream comes after its last line.
+            _events.Writer.TryComplete();
         }
     }
 
@@ -250,6 +274,6 @@ internal sealed class FakePrimary : IPrimary
     private void Raise(PrimaryEvent received)
     {
         _launcher.Timeline.Add(null, received);
-        EventReceived?.Invoke(received);
+        _events.Writer.TryWrite(received);
     }
 }

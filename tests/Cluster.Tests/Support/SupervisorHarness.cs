@@ -82,7 +82,9 @@ internal sealed class SupervisorHarness : IDisposable
             },
             CancellationToken.None);
 
-    public AppInfo App(string name) => Supervisor.List(name).Single();
+    public IReadOnlyList<AppInfo> List(string? name) => Supervisor.ListAsync(name).GetAwaiter().GetResult();
+
+    public AppInfo App(string name) => List(name).Single();
 
     public InstanceInfo Instance(string name, int instance) => App(name).Instances.Single(i => i.Instance == instance);
 
