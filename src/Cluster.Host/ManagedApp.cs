@@ -362,7 +362,8 @@ internal sealed class ManagedApp
     /// (a reload was under way), the newer is put in place only if it was ready; otherwise the older keeps
     /// serving and the newer is stopped, as the interrupted reload would have done.
     /// </summary>
-    public async Task AdoptAsync(IReadOnlyList<AdoptedWorker> found)
+    /// <returns>The retirement of the workers not taken back.</returns>
+    public Task Adopt(IReadOnlyList<AdoptedWorker> found)
     {
         EnsurePrimary();
         TimeSpan listenTimeout = ListenTimeout;
@@ -402,7 +403,7 @@ internal sealed class ManagedApp
         }
 
         var retirement = Retirement.Plain(Timeouts.Kill(null, Definition.Spec.KillTimeoutMs));
-        await Task.WhenAll(unwanted.Select(w => RetireAsync(w, retirement)));
+        return Task.WhenAll(unwanted.Select(w => RetireAsync(w, retirement)));
     }
 
     private static bool IsAlive(int pid)

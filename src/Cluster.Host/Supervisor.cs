@@ -319,7 +319,7 @@ internal sealed class Supervisor
         }
 
         var claimed = new HashSet<AdoptedWorker>();
-        var bringing = new List<Task>();
+        var takingBack = new List<(ManagedApp App, Task<Task> Retiring, int Count)>();
         foreach (AppDefinition definition in definitions)
         {
             ManagedApp app = Register(definition);
@@ -327,7 +327,16 @@ internal sealed class Supervisor
             AdoptedWorker[] mine = definition.Stopped ? Array.Empty<AdoptedWorker>() : running.Where(w => string.Equals(w.App, app.Name, StringComparison.OrdinalIgnoreCase)
                 && w.NodePath == definition.NodePath && w.Scheduling == Scheduling.Of(definition.Spec) && w.Instance < count).ToArray();
             claimed.UnionWith(mine);
-            bringing.Add(OnLoopAsync(app, Operations.Adopt, a => BringBackAsync(a, mine, count)));
+            takingBack.Add((app, app.RunAsync(() => TakeBack(app, mine, count)), count));
+        }
+
+        // Every app holds its primary before the primaries that no app took back are stopped.
+        var bringing = new List<Task>();
+        foreach (var (app, retiring, count) in takingBack)
+        {
+            Task unwanted = await retiring.ConfigureAwait(false);
+            bringing.Add(unwanted);
+            bringing.Add(OnLoopAsync(app, Operations.Adopt, a => StartMissingAsync(a)));
         }
 
         foreach (AdoptedWorker stray in running.Where(w => !claimed.Contains(w)))
@@ -371,33 +380,36 @@ internal sealed class Supervisor
         return null;
     }
 
-    /// <summary>On the app's loop: takes back its running workers and starts the instances that are missing.</summary>
-    private async Task<int> BringBackAsync(ManagedApp app, AdoptedWorker[] running, int count)
+    /// <summary>On the app's loop: its slots, and the workers that kept running; returns the retirement of those it does not keep.</summary>
+    private Task TakeBack(ManagedApp app, AdoptedWorker[] running, int count)
     {
         for (int i = 0; i < count; i++)
         {
             app.SlotFor(i);
         }
 
-        if (app.Definition.Stopped)
+        if (running.Length == 0)
+        {
+            return Task.CompletedTask;
+        }
+
+        Task retiring = app.Adopt(running);
+        _log.Information("Took back {App}: {Count} workers kept serving while there was no host", app.Name, app.Slots.Count(s => s.Current is { HasExited: false }));
+        return retiring;
+    }
+
+    /// <summary>On the app's loop: starts the instances of a running app that no worker serves.</summary>
+    private async Task<int> StartMissingAsync(ManagedApp app)
+    {
+        int[] missing = app.Slots.Where(s => s.Current is null or { HasExited: true }).Select(s => s.Instance).ToArray();
+        if (app.Definition.Stopped || missing.Length == 0)
         {
             return 0;
         }
 
-        if (running.Length > 0)
-        {
-            await app.AdoptAsync(running);
-            _log.Information("Took back {App}: {Count} workers kept serving while there was no host", app.Name, app.Slots.Count(s => s.Current is { HasExited: false }));
-        }
-
-        int[] missing = app.Slots.Where(s => s.Current is null or { HasExited: true }).Select(s => s.Instance).ToArray();
-        if (missing.Length > 0)
-        {
-            _log.Information("Bringing {App} back: starting {Count} instances", app.Name, missing.Length);
-            int generation = Math.Max(1, app.Slots.Max(s => s.Generation));
-            RestartFailed(app, await app.StartInstancesAsync(missing, generation, countRestart: false), "while the host brought it back");
-        }
-
+        _log.Information("Bringing {App} back: starting {Count} instances", app.Name, missing.Length);
+        int generation = Math.Max(1, app.Slots.Max(s => s.Generation));
+        RestartFailed(app, await app.StartInstancesAsync(missing, generation, countRestart: false), "while the host brought it back");
         return 0;
     }
 

@@ -32,7 +32,7 @@ BeforeAll {
     # Header, then one row per app: Name Mode Status Instances Restarts CPU Memory(MB) Uptime.
     $script:AppHeader = '(?m)^Name\s+Mode\s+Status\s+Instances\s+Restarts\s+CPU\s+Memory\(MB\)\s+Uptime\s*$'
     $script:AppRow = "(?m)^$AppName\s+Cluster\s+Online\s+2/2\s+\d+\s+\d+\.\d%\s+\d+\.\d\s+(\d+s|\d+m \d+s)\s*$"
-    $script:InstanceHeader = '(?m)^App\s+Instance\s+Pid\s+Status\s+Restarts\s+CPU\s+Memory\(MB\)\s+Uptime\s*$'
+    $script:InstanceHeader = '(?m)^App\s+Instance\s+Pid\s+Status\s+Gen\s+Restarts\s+CPU\s+Memory\(MB\)\s+Uptime\s+Reason\s*$'
 }
 
 AfterAll {
@@ -51,7 +51,7 @@ Describe 'The app views' {
         $text = (Get-ClusterApp $AppName).Instances | ConvertTo-Text
         $text | Should -Match $InstanceHeader
         foreach ($instance in 0, 1) {
-            $text | Should -Match "(?m)^$AppName\s+$instance\s+$($Pids[$instance])\s+Online\s+\d+\s+\d+\.\d%\s+\d+\.\d\s+\S+"
+            $text | Should -Match "(?m)^$AppName\s+$instance\s+$($Pids[$instance])\s+Online\s+\d+\s+\d+\s+\d+\.\d%\s+\d+\.\d\s+\S+"
         }
     }
 

@@ -70,6 +70,9 @@ internal enum ForkOutcome
 
     /// <summary>Says 'forked', writes its error output, and exits before it listens.</summary>
     ExitBeforeReady,
+
+    /// <summary>Says nothing at all, as a primary that stopped answering.</summary>
+    Silent,
 }
 
 internal sealed record ForkScript(ForkOutcome Outcome, int ExitCode = 1, string? ErrorOutput = null)
@@ -77,6 +80,8 @@ internal sealed record ForkScript(ForkOutcome Outcome, int ExitCode = 1, string?
     public static ForkScript Ready { get; } = new(ForkOutcome.Ready);
 
     public static ForkScript Hold { get; } = new(ForkOutcome.Hold);
+
+    public static ForkScript Silent { get; } = new(ForkOutcome.Silent);
 
     public static ForkScript Exits(int code, string? errorOutput = null) => new(ForkOutcome.ExitBeforeReady, code, errorOutput);
 }
@@ -117,6 +122,11 @@ internal sealed class FakePrimaryLauncher : IPrimaryLauncher
     public FakePrimary Current => Launched.LastOrDefault() ?? throw new InvalidOperationException("No primary was launched.");
 
     public IPrimary Launch(AppDefinition app) => Start();
+
+    /// <summary>Workers that an earlier host left running, for the next host to take back.</summary>
+    public List<AdoptedWorker> Adoptable { get; } = new();
+
+    public IReadOnlyList<AdoptedWorker> AdoptRunning() => Adoptable.ToArray();
 
     /// <summary>A new fake primary, for a launcher that decides itself when to start one (PrimaryPool).</summary>
     public FakePrimary Start()
@@ -236,9 +246,24 @@ internal sealed class FakePrimary : IPrimary
         }
     }
 
+    /// <summary>A worker that an earlier host forked on this primary, still running.</summary>
+    public void Running(int key, int pid)
+    {
+        lock (_live)
+        {
+            _pids[key] = pid;
+            _live.Add(key);
+        }
+    }
+
     private void Fork(PrimaryCommand command)
     {
         ForkScript script = _launcher.OnFork(command);
+        if (script.Outcome == ForkOutcome.Silent)
+        {
+            return;
+        }
+
         int pid = _launcher.NextPid();
         lock (_live)
         {
