@@ -75,11 +75,10 @@ Describe 'Another user cannot reach the host or a primary' -Skip:(-not $CanAddUs
 
     It 'With a long CLUSTER_HOME under umask 000, sockets are owner-only in a private folder and refuse the exploit' {
         $long = New-Home (Join-Path ([IO.Path]::GetTempPath()) ('cl-' + [guid]::NewGuid().ToString('n').Substring(0, 8) + '/' + ('a' * 100)))
-        $port = Get-FreePort
         # The host inherits the umask of the session that starts it.
-        $start = "Import-Module '$env:CLUSTER_MODULE_PATH'; `$null = Start-ClusterApp -Path '$(Join-Path $Fixtures 'server.js')' -Name longhome -Instances 1 -Environment @{ PORT = '$port' } -ErrorAction Stop"
-        & sh -c "umask 000; exec '$((Get-Process -Id $PID).Path)' -NoProfile -c `"$start`""
-        $LASTEXITCODE | Should -Be 0
+        Add-Type -Namespace ClusterSecurityTests -Name Libc -MemberDefinition '[DllImport("libc")] public static extern int umask(int mask);'
+        $umask = [ClusterSecurityTests.Libc]::umask(0)
+        try { $port = Start-TestApp -Name longhome } finally { $null = [ClusterSecurityTests.Libc]::umask($umask) }
         Invoke-TestRequest -Port $port | Should -Not -BeNullOrEmpty
 
         $folder = (Get-Content -Raw (Join-Path $long 'socket-folder')).Trim()
@@ -90,7 +89,7 @@ Describe 'Another user cannot reach the host or a primary' -Skip:(-not $CanAddUs
         $primarySocket = Get-PrimarySocket
         $primarySocket | Should -BeLike "$folder/*"
         (& stat -c '%a' $hostSocket) | Should -Be '600'
-        (& stat -c '%a' $primarySocket) | Should -Be '600'
+        (& stat -c '%a' $primarySocket) | Should -BeIn '600', '700' # owner only (Node gives sockets 0777 less the umask)
 
         Invoke-AsStranger $hostSocket '{"command":"list"}' | Should -Be 'error EACCES'
         Invoke-AsStranger $primarySocket $Exploit | Should -Be 'error EACCES'
@@ -126,9 +125,9 @@ Describe 'Another user cannot reach the host or a primary' -Skip:(-not $CanAddUs
 
         $said = Invoke-AsStranger $socket $Exploit
         $said | Should -Contain 'connected'
-        $said | Should -Contain 'closed'
+        ($said -match '^(closed|error ECONNRESET|error EPIPE)$') | Should -Not -BeNullOrEmpty
         # The owner without the token gets no further.
-        & node -e "const s=require('net').connect(process.argv[1]);s.on('connect',()=>s.write(process.argv[2]+'\n'));s.on('close',()=>process.exit(0));setTimeout(()=>process.exit(0),8000)" $socket $Exploit
+        & node -e "const s=require('net').connect(process.argv[1]);s.on('connect',()=>s.write(process.argv[2]+'\n'));s.on('error',()=>{});s.on('close',()=>process.exit(0));setTimeout(()=>process.exit(0),8000)" $socket $Exploit
         Start-Sleep -Milliseconds 500
         Test-Path $Marker | Should -BeFalse
         Wait-Until { ([regex]::Matches((Get-HostLog), 'refused a connection: a host is connected already|refused a connection: no valid token')).Count -ge 2 } -Because 'the primary logs both refusals'
@@ -149,7 +148,7 @@ Describe 'The host refuses a CLUSTER_HOME it cannot trust' -Skip:(-not $CanAddUs
         & chmod 700 $path
         & chown $Stranger $path
         $failure = { Get-ClusterApp -ErrorAction Stop } | Should -Throw -PassThru
-        $failure.FullyQualifiedErrorId | Should -Be 'HostUnsafePath,Cluster.Commands.GetClusterAppCommand'
+        $failure.FullyQualifiedErrorId | Should -Be 'GetClusterAppHostUnsafePath,Cluster.Commands.GetClusterAppCommand'
         $failure.CategoryInfo.Category | Should -Be 'SecurityError'
         $failure.TargetObject | Should -Be $path
         $failure.Exception.Message | Should -Match "owned by user id $StrangerUid"
@@ -162,7 +161,7 @@ Describe 'The host refuses a CLUSTER_HOME it cannot trust' -Skip:(-not $CanAddUs
         $link = Join-Path $path 'logs/victim-0.out.log'
         New-Item -ItemType SymbolicLink -Path $link -Target "/tmp/$Stranger-target" | Out-Null
         $failure = { Get-ClusterApp -ErrorAction Stop } | Should -Throw -PassThru
-        $failure.FullyQualifiedErrorId | Should -Be 'HostUnsafePath,Cluster.Commands.GetClusterAppCommand'
+        $failure.FullyQualifiedErrorId | Should -Be 'GetClusterAppHostUnsafePath,Cluster.Commands.GetClusterAppCommand'
         $failure.TargetObject | Should -Be $link
         $failure.Exception.Message | Should -Match 'symbolic link'
     }
@@ -175,7 +174,7 @@ Describe 'The host refuses a CLUSTER_HOME it cannot trust' -Skip:(-not $CanAddUs
         Set-Content -Path $state -Value '{"apps":[]}'
         & chmod 664 $state
         $failure = { Get-ClusterApp -ErrorAction Stop } | Should -Throw -PassThru
-        $failure.FullyQualifiedErrorId | Should -Be 'HostUnsafePath,Cluster.Commands.GetClusterAppCommand'
+        $failure.FullyQualifiedErrorId | Should -Be 'GetClusterAppHostUnsafePath,Cluster.Commands.GetClusterAppCommand'
         $failure.TargetObject | Should -Be $state
         $failure.Exception.Message | Should -Match 'can be written by other users'
     }
