@@ -100,6 +100,7 @@ Describe 'Another user cannot reach the host or a primary' -Skip:(-not $CanAddUs
         Restart-ClusterApp longhome -Confirm:$false -ErrorAction Stop
         Wait-Until { (Get-ClusterApp longhome).Instances[0].Pid -notin @($null, $before) } -Because 'the instance is restarted'
         Remove-TestClusterHome -Path $long
+        Remove-Item -Recurse -Force $folder -ErrorAction SilentlyContinue
     }
 
     It 'A connection from another user that reaches the host socket is refused by its peer credentials and logged' {
