@@ -3,7 +3,10 @@
 // when told to, and reports what happens to them. It decides nothing.
 //
 // Usage: node primary.js --listen <socket path or \\.\pipe\name> --node <node path> --scheduling <rr|none>
-// The host connects to that endpoint (one host at a time: a new connection replaces the old one).
+// The host connects to that endpoint. Node cannot check a peer's credentials, so every connection must first say
+// {cmd:'hello', token} with the token the host put in CLUSTER_PRIMARY_TOKEN (and in the owner-only file next to
+// this primary's marker, for a later host), within a few seconds, or it is closed. One host at a time: while an
+// authenticated connection lives, others are refused, so nobody can take the primary away from its host.
 // Protocol: one JSON object per line each way.
 //   commands  {cmd:'fork', key, app, mode:'cluster'|'fork', exec, args, execArgv, cwd, env, instance, out, err, logMaxBytes, logKeep,
 //                    generation, restarts, definition}   (the last three are kept for the next host and echoed in 'state')
@@ -23,10 +26,12 @@
 const cluster = require('node:cluster');
 const childProcess = require('node:child_process');
 const fs = require('node:fs');
+const crypto = require('node:crypto');
 const net = require('node:net');
 const readline = require('node:readline');
 
 const options = parseArguments(process.argv.slice(2));
+const token = takeToken();
 const workers = new Map(); // key -> { process, send(message), disconnect(), app, instance, ready, started }
 const logs = new Map(); // path -> { fd, size, users }
 let host = null; // the host's connection, while there is one
@@ -39,6 +44,17 @@ function parseArguments(args) {
     process.exit(2);
   }
   return parsed;
+}
+
+// Read once and removed, so that no worker inherits it.
+function takeToken() {
+  const value = process.env.CLUSTER_PRIMARY_TOKEN;
+  delete process.env.CLUSTER_PRIMARY_TOKEN;
+  if (!value) {
+    process.stderr.write('no CLUSTER_PRIMARY_TOKEN: the host starts this primary with one\n');
+    process.exit(2);
+  }
+  return Buffer.from(value);
 }
 
 function emit(event) {
@@ -144,7 +160,7 @@ function spawnChild(cmd, stdio) {
 function openLog(path) {
   let log = logs.get(path);
   if (!log) {
-    const fd = fs.openSync(path, 'a');
+    const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | (fs.constants.O_NOFOLLOW || 0), 0o600);
     log = { fd, size: fs.fstatSync(fd).size, users: 0 };
     logs.set(path, log);
   }
@@ -240,10 +256,57 @@ function shutdown() {
   process.exit(0);
 }
 
+const HELLO_TIMEOUT_MS = 5000;
+const HELLO_MAX_BYTES = 1024;
+
+function refuse(socket, why) {
+  process.stderr.write(`refused a connection: ${why}\n`);
+  socket.destroy();
+}
+
+function isHello(line) {
+  let hello;
+  try {
+    hello = JSON.parse(line);
+  } catch {
+    return false;
+  }
+  if (!hello || hello.cmd !== 'hello' || typeof hello.token !== 'string') return false;
+  const offered = Buffer.from(hello.token);
+  return offered.length === token.length && crypto.timingSafeEqual(offered, token);
+}
+
+// Until a connection has said the token, only its first line (bounded in size and time) is read.
 function serveHost(socket) {
-  if (host) host.destroy();
-  host = socket;
   socket.on('error', () => {});
+  if (host) return refuse(socket, 'a host is connected already');
+  let pending = Buffer.alloc(0);
+  const timer = setTimeout(() => refuse(socket, `no hello within ${HELLO_TIMEOUT_MS} ms`), HELLO_TIMEOUT_MS);
+  const onData = (chunk) => {
+    pending = Buffer.concat([pending, chunk]);
+    const newline = pending.indexOf(10);
+    if (newline < 0) {
+      if (pending.length > HELLO_MAX_BYTES) {
+        clearTimeout(timer);
+        refuse(socket, 'a first line that is too long');
+      }
+      return;
+    }
+    clearTimeout(timer);
+    socket.removeListener('data', onData);
+    socket.pause();
+    if (!isHello(pending.subarray(0, newline).toString())) return refuse(socket, 'no valid token');
+    if (host) return refuse(socket, 'a host is connected already');
+    const rest = pending.subarray(newline + 1);
+    if (rest.length > 0) socket.unshift(rest);
+    authenticated(socket);
+  };
+  socket.on('data', onData);
+  socket.on('close', () => clearTimeout(timer));
+}
+
+function authenticated(socket) {
+  host = socket;
   socket.on('close', () => {
     if (host === socket) host = null;
   });
@@ -269,4 +332,6 @@ server.on('error', (error) => {
   process.stderr.write(`cannot listen on ${options.listen}: ${error.message}\n`);
   process.exit(1);
 });
-server.listen(options.listen);
+// The socket is created owner only (its folder is the owner's too); the umask goes back to what the workers inherit.
+const umask = process.umask(0o077);
+server.listen(options.listen, () => process.umask(umask));

@@ -14,6 +14,14 @@ internal sealed class ControlServer
     public const int MaxFrameBytes = 1024 * 1024;
     public static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Connections served at once. The others wait in the socket's backlog, unaccepted, so that thousands of idle
+    /// connections cost the host nothing but kernel buffers (each served one holds a pipe, a frame buffer and a task).
+    /// </summary>
+    public const int MaxConcurrentConnections = 64;
+
+    private readonly SemaphoreSlim _slots = new(MaxConcurrentConnections, MaxConcurrentConnections);
+
     private readonly string _endpoint;
     private readonly RequestHandler _handler;
     private readonly ILogger _log;
@@ -30,10 +38,25 @@ internal sealed class ControlServer
         // There is always one instance listening: on Unix, disposing the last one closes the socket, and any
         // connection still waiting in its backlog would be dropped.
         NamedPipeServerStream listening = NewInstance();
+        if (!OperatingSystem.IsWindows())
+        {
+            // Owner only whatever the umask (the folder it is in is the owner's already).
+            File.SetUnixFileMode(_endpoint, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
         try
         {
             while (!stop.IsCancellationRequested)
             {
+                try
+                {
+                    await _slots.WaitAsync(stop).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+
                 try
                 {
                     await listening.WaitForConnectionAsync(stop).ConfigureAwait(false);
@@ -42,13 +65,18 @@ internal sealed class ControlServer
                 {
                     break;
                 }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                catch (UnauthorizedAccessException e)
                 {
-                    // Another user's connection is refused here, as is one that broke while connecting.
+                    // PipeOptions.CurrentUserOnly: .NET checks the peer's credentials (SO_PEERCRED, getpeereid) and
+                    // refuses another user here; its message names the peer's user id.
+                    _log.Warning("Refused a connection from another user: {Error}", e.Message);
+                    listening = await ReplaceAsync(listening).ConfigureAwait(false);
+                    continue;
+                }
+                catch (IOException e)
+                {
                     _log.Warning("Refused a connection: {Error}", e.Message);
-                    NamedPipeServerStream refused = listening;
-                    listening = NewInstance();
-                    await refused.DisposeAsync().ConfigureAwait(false);
+                    listening = await ReplaceAsync(listening).ConfigureAwait(false);
                     continue;
                 }
 
@@ -63,6 +91,14 @@ internal sealed class ControlServer
         }
     }
 
+    private async Task<NamedPipeServerStream> ReplaceAsync(NamedPipeServerStream refused)
+    {
+        NamedPipeServerStream next = NewInstance();
+        await refused.DisposeAsync().ConfigureAwait(false);
+        _slots.Release();
+        return next;
+    }
+
     private NamedPipeServerStream NewInstance() => new(
         _endpoint,
         PipeDirection.InOut,
@@ -72,6 +108,18 @@ internal sealed class ControlServer
 
     /// <summary>One request per connection: read it, answer it, close.</summary>
     private async Task ServeAsync(NamedPipeServerStream pipe, CancellationToken stop)
+    {
+        try
+        {
+            await ServeOneAsync(pipe, stop).ConfigureAwait(false);
+        }
+        finally
+        {
+            _slots.Release();
+        }
+    }
+
+    private async Task ServeOneAsync(NamedPipeServerStream pipe, CancellationToken stop)
     {
         await using (pipe.ConfigureAwait(false))
         {

@@ -24,7 +24,10 @@ internal sealed class HostPaths
 
     public string LockFile => Path.Combine(Home, "host.lock");
 
-    public string Endpoint => ClusterHome.EndpointFor(Home);
+    /// <summary>The private folder of the sockets when CLUSTER_HOME is too long to hold them (null: they are in it).</summary>
+    public string? SocketFolder { get; set; }
+
+    public string Endpoint => ClusterHome.EndpointFor(Home, SocketFolder);
 
     /// <summary>A file per running Node primary, naming its endpoint, so that a new host can find it.</summary>
     public string Primaries => Path.Combine(Home, "primaries");
@@ -37,23 +40,6 @@ internal sealed class HostPaths
 
     public string ErrorLog(string app, int instance) => Path.Combine(Logs, $"{app}-{instance}.err.log");
 
-    /// <summary>Creates the folders, readable by the owner only: state and logs can hold secrets.</summary>
-    public void EnsureFolders()
-    {
-        foreach (string folder in new[] { Home, Logs, Primaries })
-        {
-            if (OperatingSystem.IsWindows())
-            {
-                Directory.CreateDirectory(folder);
-            }
-            else
-            {
-                const UnixFileMode ownerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
-                Directory.CreateDirectory(folder, ownerOnly);
-                // The mode above applies only to a folder created here; CLUSTER_HOME is often made earlier (by the
-                // cmdlet that starts the host, or by the user).
-                File.SetUnixFileMode(folder, ownerOnly);
-            }
-        }
-    }
+    /// <summary>Creates the folders (owner only) that are missing, and checks those that are there (StrictModes).</summary>
+    public IReadOnlyList<string> EnsureFolders() => StrictModes.Secure(this);
 }

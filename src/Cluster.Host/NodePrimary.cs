@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Security.Cryptography;
 using System.IO.Pipes;
 using System.Text;
 using System.Text.Json;
@@ -16,6 +17,12 @@ internal sealed class NodePrimary : IPrimary
 {
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(15);
     private static readonly TimeSpan ExitTimeout = TimeSpan.FromSeconds(3);
+
+    /// <summary>
+    /// The environment variable that hands a new primary its token (never its command line, which every user can
+    /// read); primary.js removes it from its environment as it starts.
+    /// </summary>
+    private const string TokenVariable = "CLUSTER_PRIMARY_TOKEN";
 
     private readonly NamedPipeClientStream _stream;
     private readonly StreamReader _reader;
@@ -48,7 +55,13 @@ internal sealed class NodePrimary : IPrimary
     public static NodePrimary Start(HostPaths paths, string nodePath, string scheduling, ILogger log)
     {
         string id = Guid.NewGuid().ToString("n")[..12];
-        var (pipeName, nodeAddress) = ClusterHome.PrimaryEndpointFor(paths.Home, id);
+        var (pipeName, nodeAddress) = ClusterHome.PrimaryEndpointFor(paths.Home, paths.SocketFolder, id);
+        string marker = Path.Combine(paths.Primaries, id + ".primary");
+
+        // Whoever connects to the primary must say this first: Node cannot check a peer's credentials, and the
+        // token file (owner only, next to the marker) lets a later host adopt the primary.
+        string token = Convert.ToHexString(RandomNumberGenerator.GetBytes(32)).ToLowerInvariant();
+        WriteOwnerOnly(TokenFileOf(marker), token);
         var start = new ProcessStartInfo(nodePath)
         {
             RedirectStandardInput = true,
@@ -65,13 +78,24 @@ internal sealed class NodePrimary : IPrimary
 
         // Node reads the scheduling policy once, when the cluster module loads: rr = round-robin, none = shared handle.
         start.Environment["NODE_CLUSTER_SCHED_POLICY"] = scheduling == Host.Scheduling.Shared ? "none" : "rr";
+        start.Environment[TokenVariable] = token;
 
         using Process process = Process.Start(start) ?? throw new InvalidOperationException("The Node primary did not start.");
         process.StandardInput.Close();
         ForwardDiagnostics(process, log);
-        NamedPipeClientStream stream = ConnectToStarted(pipeName, process);
-        string marker = Path.Combine(paths.Primaries, id + ".primary");
-        File.WriteAllText(marker, pipeName);
+        NamedPipeClientStream stream;
+        try
+        {
+            stream = ConnectToStarted(pipeName, process);
+            SayHello(stream, token);
+        }
+        catch
+        {
+            File.Delete(TokenFileOf(marker));
+            throw;
+        }
+
+        WriteOwnerOnly(marker, pipeName);
         var primary = new NodePrimary(stream, NewReader(stream), process.Id, nodePath, scheduling, marker, log);
         primary.StartReading();
         log.Information("Started Node primary {Pid}: {NodePath}, {Scheduling} scheduling", process.Id, nodePath, scheduling);
@@ -91,6 +115,13 @@ internal sealed class NodePrimary : IPrimary
         try
         {
             StreamReader reader = NewReader(stream);
+            // A primary of an older version has no token file, and ignores a hello it does not know.
+            string tokenFile = TokenFileOf(marker);
+            if (File.Exists(tokenFile))
+            {
+                SayHello(stream, File.ReadAllText(tokenFile).Trim());
+            }
+
             WriteLine(stream, new PrimaryCommand { Cmd = PrimaryCommand.State });
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
             string? line = reader.ReadLineAsync(timeout.Token).AsTask().GetAwaiter().GetResult();
@@ -125,6 +156,7 @@ internal sealed class NodePrimary : IPrimary
             }
 
             File.Delete(marker);
+            File.Delete(TokenFileOf(marker));
         }
         catch (IOException)
         {
@@ -171,6 +203,28 @@ internal sealed class NodePrimary : IPrimary
 
     /// <summary>Removes the marker that lets a new host find this primary, and on Unix its socket file.</summary>
     private void Forget() => RemoveStale(_marker);
+
+    private static string TokenFileOf(string marker) => Path.ChangeExtension(marker, ".token");
+
+    private static void WriteOwnerOnly(string path, string text)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        using var stream = new FileStream(path, options);
+        stream.Write(Encoding.UTF8.GetBytes(text));
+    }
+
+    /// <summary>The first line on every connection to a primary: without it the primary closes the connection.</summary>
+    private static void SayHello(Stream stream, string token)
+    {
+        // The token is hex, so the line needs no JSON escaping.
+        stream.Write(Encoding.UTF8.GetBytes("{\"cmd\":\"hello\",\"token\":\"" + token + "\"}\n"));
+        stream.Flush();
+    }
 
     private static StreamReader NewReader(Stream stream) => new(stream, new UTF8Encoding(false), false, 16 * 1024, leaveOpen: true);
 

@@ -14,6 +14,9 @@ internal static partial class Program
     private const int ExitAlreadyRunning = 3;
     private const int ExitUsage = 2;
 
+    /// <summary>CLUSTER_HOME or something in it is not safe to use; stderr says which path (first line) and why.</summary>
+    private const int ExitUnsafeHome = 4;
+
     private static async Task<int> Main(string[] args)
     {
         string? home = null;
@@ -34,12 +37,31 @@ internal static partial class Program
         }
 
         var paths = new HostPaths(ClusterHome.Resolve(home ?? Environment.GetEnvironmentVariable(ClusterHome.HomeVariable)), Path.GetFullPath(module));
-        paths.EnsureFolders();
-        using FileStream? hostLock = TryLock(paths.LockFile);
-        if (hostLock is null)
+        IReadOnlyList<string> warnings;
+        FileStream? hostLock;
+        try
         {
-            return ExitAlreadyRunning;
+            warnings = paths.EnsureFolders();
+            hostLock = TryLock(paths.LockFile);
+            if (hostLock is null)
+            {
+                return ExitAlreadyRunning;
+            }
+
+            if (!OperatingSystem.IsWindows() && ClusterHome.UsesSocketFolder(paths.Home))
+            {
+                paths.SocketFolder = StrictModes.EnsureSocketFolder(paths.Home);
+            }
         }
+        catch (UnsafePathException e)
+        {
+            // Read by the cmdlet that started this host, which shows it as its error.
+            Console.Error.WriteLine(e.Path);
+            Console.Error.WriteLine(e.Message);
+            return ExitUnsafeHome;
+        }
+
+        using FileStream lockHeld = hostLock;
 
         DetachFromTerminal();
         Log.Logger = new LoggerConfiguration()
@@ -50,6 +72,10 @@ internal static partial class Program
                 rollOnFileSizeLimit: true,
                 retainedFileCountLimit: 5)
             .CreateLogger();
+        foreach (string warning in warnings)
+        {
+            Log.Warning("{Warning}", warning);
+        }
 
         try
         {

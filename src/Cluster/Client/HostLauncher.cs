@@ -14,6 +14,9 @@ namespace Cluster.Client
         /// <summary>The host's exit code when another host already serves the same CLUSTER_HOME.</summary>
         private const int ExitAlreadyRunning = 3;
 
+        /// <summary>The host's exit code when CLUSTER_HOME or a file in it is not safe; its stderr says which and why.</summary>
+        private const int ExitUnsafeHome = 4;
+
         private static readonly TimeSpan FirstTry = TimeSpan.FromMilliseconds(250);
         private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
 
@@ -28,13 +31,12 @@ namespace Cluster.Client
             return Directory.Exists(folder) && Directory.GetFiles(folder, "*.primary").Length > 0;
         }
 
-        public static HostConnection? TryConnect() => HostConnection.TryConnect(ClusterHome.EndpointFor(Home), FirstTry);
+        public static HostConnection? TryConnect() => TryConnect(Home);
 
         public static HostConnection Connect(CancellationToken cancel)
         {
             string home = Home;
-            string endpoint = ClusterHome.EndpointFor(home);
-            HostConnection? connection = HostConnection.TryConnect(endpoint, FirstTry);
+            HostConnection? connection = TryConnect(home);
             if (connection is not null)
             {
                 return connection;
@@ -45,10 +47,19 @@ namespace Cluster.Client
             while (waited.Elapsed < StartTimeout)
             {
                 cancel.ThrowIfCancellationRequested();
-                connection = HostConnection.TryConnect(endpoint, FirstTry);
+                // Read again each time: a host that starts records its private socket folder, when it needs one.
+                connection = TryConnect(home);
                 if (connection is not null)
                 {
                     return connection;
+                }
+
+                if (host.HasExited && host.ExitCode == ExitUnsafeHome)
+                {
+                    string[] said = host.StandardError.ReadToEnd().Split(new[] { '\n' }, 2);
+                    string path = said[0].Trim();
+                    string reason = said.Length > 1 ? said[1].Trim() : "CLUSTER_HOME is not safe to use.";
+                    throw new HostUnavailableException("The Cluster host refused to start: " + reason, "HostUnsafePath", path);
                 }
 
                 if (host.HasExited && host.ExitCode != ExitAlreadyRunning)
@@ -61,6 +72,45 @@ namespace Cluster.Client
             throw new HostUnavailableException(
                 $"The Cluster host did not answer within {StartTimeout.TotalSeconds} seconds of starting. Its log is {Path.Combine(home, "logs", "host.log")}.");
         }
+
+        private static HostConnection? TryConnect(string home)
+        {
+            string? endpoint = ClusterHome.FindEndpoint(home);
+            if (endpoint is null)
+            {
+                Thread.Sleep(FirstTry); // no host has recorded its socket folder yet
+                return null;
+            }
+
+            return HostConnection.TryConnect(endpoint, FirstTry);
+        }
+
+        /// <summary>Creates CLUSTER_HOME owner only (the host refuses one that others may write to).</summary>
+        private static void CreateHome(string home)
+        {
+            if (Directory.Exists(home))
+            {
+                return;
+            }
+
+            string? parent = Path.GetDirectoryName(home);
+            if (parent is not null)
+            {
+                Directory.CreateDirectory(parent);
+            }
+
+            if (RuntimeInformation.IsOSPlatform(OSPlatform.Windows))
+            {
+                Directory.CreateDirectory(home);
+            }
+            else if (mkdir(home, Convert.ToUInt32("700", 8)) != 0 && !Directory.Exists(home))
+            {
+                throw new HostUnavailableException($"Could not create CLUSTER_HOME {home} (error {Marshal.GetLastWin32Error()}).");
+            }
+        }
+
+        [DllImport("libc", SetLastError = true)]
+        private static extern int mkdir([MarshalAs(UnmanagedType.LPStr)] string path, uint mode);
 
         private static Process Start(string home)
         {
@@ -83,7 +133,7 @@ namespace Cluster.Client
                 throw new HostUnavailableException($"The Cluster host is missing from the module folder ({hostDirectory}). Reinstall or rebuild the module.");
             }
 
-            Directory.CreateDirectory(home);
+            CreateHome(home);
             // The host must not hold on to this session's console or pipes: it outlives the session.
             start.UseShellExecute = false;
             start.CreateNoWindow = true;
@@ -91,6 +141,9 @@ namespace Cluster.Client
             start.RedirectStandardOutput = true;
             start.RedirectStandardError = true;
             start.WorkingDirectory = home;
+            // A small gen0 budget (the default is sized by the CPU cache, 20 MB and more here): memory a burst of
+            // connections or requests used goes back to where it was instead of staying at the budget.
+            start.Environment["DOTNET_GCgen0size"] = "200000"; // hexadecimal: 2 MB
             return Process.Start(start) ?? throw new HostUnavailableException("The Cluster host could not be started.");
         }
 
@@ -124,9 +177,17 @@ namespace Cluster.Client
 
     internal sealed class HostUnavailableException : Exception
     {
-        public HostUnavailableException(string message)
+        public HostUnavailableException(string message, string code = "HostUnavailable", string? target = null)
             : base(message)
         {
+            Code = code;
+            Target = target;
         }
+
+        /// <summary>The error id's code: HostUnavailable, or HostUnsafePath when CLUSTER_HOME is not safe.</summary>
+        public string Code { get; }
+
+        /// <summary>The path the error is about, when there is one.</summary>
+        public string? Target { get; }
     }
 }

@@ -140,7 +140,8 @@ namespace Cluster.Commands
             }
             catch (HostUnavailableException e)
             {
-                ThrowTerminatingError(NewError("HostUnavailable", ErrorCategory.ConnectionError, e.Message, HostLauncher.Home, e));
+                ErrorCategory category = e.Code == "HostUnsafePath" ? ErrorCategory.SecurityError : ErrorCategory.ConnectionError;
+                ThrowTerminatingError(NewError(e.Code, category, e.Message, e.Target ?? HostLauncher.Home, e));
                 throw;
             }
 
