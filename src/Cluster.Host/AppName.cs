@@ -22,20 +22,8 @@ internal static partial class AppName
     }
 
     /// <summary>A name as it can safely be shown in a message: control characters escaped, length bounded.</summary>
-    public static string Printable(string? name)
-    {
-        if (name is null)
-        {
-            return "";
-        }
-
-        string shown = name.Length > 80 ? name[..80] + "..." : name;
-        return ControlCharacters().Replace(shown, m => $"\\x{(int)m.Value[0]:x2}");
-    }
+    public static string Printable(string? name) => Cluster.Protocol.Display.Printable(name);
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     private static partial Regex Pattern();
-
-    [GeneratedRegex("[\\x00-\\x1f\\x7f]")]
-    private static partial Regex ControlCharacters();
 }

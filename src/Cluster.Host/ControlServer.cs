@@ -11,7 +11,7 @@ namespace Cluster.Host;
 /// </summary>
 internal sealed class ControlServer
 {
-    public const int MaxFrameBytes = 1024 * 1024;
+    public const int MaxFrameBytes = Limits.MaxRequestBytes;
     public static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>

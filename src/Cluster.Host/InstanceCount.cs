@@ -4,7 +4,7 @@ namespace Cluster.Host;
 internal static class InstanceCount
 {
     /// <summary>The most instances one app may have; more is a typo, not a plan.</summary>
-    public const int Max = 1024;
+    public const int Max = Cluster.Protocol.Limits.MaxInstances;
 
     public static int Resolve(int requested, int processorCount)
     {

@@ -122,6 +122,7 @@ internal sealed class RequestHandler
 
     private async Task<Frame> LogsAsync(string name, LogQuery query, FrameWriter writer, Task clientGone)
     {
+        StartSpecValidator.ValidateLogQuery(query);
         AppLogs logs = await _supervisor.LogsOfAsync(name, query.Instance).ConfigureAwait(false);
         List<LogLineInfo> tail = logs.Tail(query.Tail);
         if (!query.Follow)
@@ -152,6 +153,7 @@ internal sealed class RequestHandler
         Endpoint = _paths.Endpoint,
         AppCount = _supervisor.Count,
         MemoryBytes = Environment.WorkingSet,
+        StateProblem = _supervisor.StateHealth.Problem,
     };
 
     private static Frame Apps(AppInfo app) => new() { Apps = new List<AppInfo> { app } };

@@ -2,18 +2,16 @@ using Cluster.Protocol;
 
 namespace Cluster.Host;
 
-/// <summary>Checks a start request before anything is started, so a bad one leaves nothing behind.</summary>
+/// <summary>
+/// Checks a start request before anything is started, so a bad one leaves nothing behind; the same checks, but
+/// for the files, apply to each definition read back from the state file or a primary.
+/// </summary>
 internal static class StartSpecValidator
 {
     public static void Validate(StartSpec spec)
     {
-        AppName.Validate(spec.Name);
-        if (spec.Mode is not (AppModes.Cluster or AppModes.Fork))
-        {
-            throw Invalid("InvalidMode", $"'{spec.Mode}' is not a mode. Use Cluster or Fork.", spec.Mode);
-        }
-
-        if (string.IsNullOrEmpty(spec.Script) || !Path.IsPathFullyQualified(spec.Script) || !File.Exists(spec.Script))
+        ValidateShape(spec);
+        if (!File.Exists(spec.Script))
         {
             throw new ClusterException(
                 "ScriptNotFound",
@@ -22,7 +20,7 @@ internal static class StartSpecValidator
                 spec.Script);
         }
 
-        if (string.IsNullOrEmpty(spec.WorkingDirectory) || !Directory.Exists(spec.WorkingDirectory))
+        if (!Directory.Exists(spec.WorkingDirectory))
         {
             throw new ClusterException(
                 "WorkingDirectoryNotFound",
@@ -30,7 +28,41 @@ internal static class StartSpecValidator
                 $"The working directory '{spec.WorkingDirectory}' does not exist. Pass an existing folder as -WorkingDirectory.",
                 spec.WorkingDirectory);
         }
+    }
 
+    /// <summary>Everything about a definition that does not depend on the file system: what a well-formed one is.</summary>
+    public static void ValidateShape(StartSpec spec)
+    {
+        AppName.Validate(spec.Name);
+        if (spec.Mode is not (AppModes.Cluster or AppModes.Fork))
+        {
+            throw Invalid("InvalidMode", $"'{AppName.Printable(spec.Mode)}' is not a mode. Use Cluster or Fork.", AppName.Printable(spec.Mode));
+        }
+
+        if (string.IsNullOrEmpty(spec.Script) || !Path.IsPathFullyQualified(spec.Script))
+        {
+            throw new ClusterException(
+                "ScriptNotFound",
+                ErrorCategories.ObjectNotFound,
+                $"The script '{AppName.Printable(spec.Script)}' is not a full path. Give the path of the app's entry file (for example ./app.js).",
+                AppName.Printable(spec.Script));
+        }
+
+        if (string.IsNullOrEmpty(spec.WorkingDirectory) || !Path.IsPathFullyQualified(spec.WorkingDirectory))
+        {
+            throw new ClusterException(
+                "WorkingDirectoryNotFound",
+                ErrorCategories.ObjectNotFound,
+                $"The working directory '{AppName.Printable(spec.WorkingDirectory)}' is not a full path. Pass an existing folder as -WorkingDirectory.",
+                AppName.Printable(spec.WorkingDirectory));
+        }
+
+        if (spec.Arguments is null || spec.NodeArguments is null || spec.Arguments.Contains(null!) || spec.NodeArguments.Contains(null!))
+        {
+            throw Invalid("InvalidArguments", "The arguments of an app must be lists of strings.", spec.Name);
+        }
+
+        ValidateEnvironment(spec.Environment);
         ValidateInstances(spec.Instances);
         if (spec.Scheduling is not (null or Scheduling.RoundRobin or Scheduling.Shared))
         {
@@ -52,6 +84,66 @@ internal static class StartSpecValidator
             {
                 throw Invalid("ValueOutOfRange", $"-{name} must be between 0 and {Timeouts.MaxMilliseconds}; it was {value}.", name);
             }
+        }
+
+        if (spec.MaxRestarts is > Limits.MaxRestarts)
+        {
+            throw Invalid("ValueOutOfRange", $"-MaxRestarts must be between 0 and {Limits.MaxRestarts}; it was {spec.MaxRestarts}.", "MaxRestarts");
+        }
+
+        if (spec.LogFileCount is < 0 or > Limits.MaxLogFileCount)
+        {
+            throw Invalid(
+                "LogFileCountOutOfRange",
+                $"-LogFileCount must be between 0 and {Limits.MaxLogFileCount}; it was {spec.LogFileCount}. Keep fewer rotated files, or make each larger with -LogMaxSize.",
+                "LogFileCount");
+        }
+
+        if (spec.LogMaxBytes is < 0)
+        {
+            throw Invalid("ValueOutOfRange", $"-LogMaxSize must be 0 (never rotate) or more; it was {spec.LogMaxBytes}.", "LogMaxSize");
+        }
+
+        if (spec.MaxMemoryBytes is < 1)
+        {
+            throw Invalid("ValueOutOfRange", $"-MaxMemoryRestart must be at least 1 byte; it was {spec.MaxMemoryBytes}.", "MaxMemoryRestart");
+        }
+    }
+
+    /// <summary>Every name is one an environment can hold (not empty, no '=', no NUL), and so is every value.</summary>
+    public static void ValidateEnvironment(Dictionary<string, string>? environment)
+    {
+        if (environment is null)
+        {
+            throw Invalid("InvalidEnvironment", "The environment of an app must be an object of names and string values.", null);
+        }
+
+        foreach (var (name, value) in environment)
+        {
+            if ((EnvironmentPolicy.InvalidName(name) ?? EnvironmentPolicy.InvalidValue(value)) is { } problem)
+            {
+                throw Invalid(
+                    "InvalidEnvironment",
+                    $"The environment has the variable '{Display.Printable(name)}', but {problem}. Give each variable a name without '=' or NUL characters, and a value without NUL characters.",
+                    Display.Printable(name));
+            }
+        }
+    }
+
+    /// <summary>A log request asks for a bounded number of lines.</summary>
+    public static void ValidateLogQuery(LogQuery query)
+    {
+        if (query.Tail is < 0 or > Limits.MaxTailLines)
+        {
+            throw Invalid(
+                "TailOutOfRange",
+                $"-Tail must be between 0 and {Limits.MaxTailLines} lines; it was {query.Tail}. For more, read the log files in CLUSTER_HOME/logs directly.",
+                "Tail");
+        }
+
+        if (query.Instance is < 0)
+        {
+            throw Invalid("ValueOutOfRange", $"-Instance must be 0 or more; it was {query.Instance}.", "Instance");
         }
     }
 

@@ -29,6 +29,9 @@ internal sealed class Supervisor
         _metrics = new ProcessMetrics(time);
     }
 
+    /// <summary>What is wrong with the state file, for Get-ClusterHost.</summary>
+    public StateHealth StateHealth { get; } = new();
+
     public int Count
     {
         get
@@ -287,19 +290,26 @@ internal sealed class Supervisor
     /// Registers the saved apps and brings back the ones that were running when the last host went away:
     /// workers still serving in a primary that outlived that host are taken back as they are; missing
     /// instances are started. Workers of apps the state file does not know (it was lost) are taken back too,
-    /// from the definition their primary kept, so that a lost state file never stops a running app.
+    /// from the definition their primary kept, so that a lost or corrupt state file never stops a running app;
+    /// the definitions taken back are saved at once.
     /// </summary>
     public async Task ResurrectAsync()
     {
-        SavedState saved;
+        StateLoad loaded;
         try
         {
-            saved = _state.Load();
+            loaded = _state.Load();
         }
-        catch (Exception e) when (e is IOException or System.Text.Json.JsonException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            _log.Error(e, "Could not read the state file {Path}; starting with no apps", _paths.StateFile);
-            saved = new SavedState();
+            // The file was bad and could not even be moved aside: nothing of it is used.
+            loaded = new StateLoad(new SavedState(), $"The state file {_paths.StateFile} could not be read or moved aside ({e.Message}).", false);
+        }
+
+        if (loaded.Problem is { } problem)
+        {
+            _log.Error("{Problem}", problem);
+            StateHealth.Repaired(problem);
         }
 
         IReadOnlyList<AdoptedWorker> running = _launcher.AdoptRunning();
@@ -308,12 +318,19 @@ internal sealed class Supervisor
             ManagedApp.ReserveKeysThrough(worker.Key);
         }
 
-        var definitions = saved.Apps.ToList();
+        var definitions = new List<AppDefinition>();
+        foreach (AppDefinition definition in loaded.State.Apps)
+        {
+            AdoptedWorker[] its = running.Where(w => string.Equals(w.App, definition.Name, StringComparison.OrdinalIgnoreCase)).ToArray();
+            definitions.Add(loaded.Problem is not null && its.Length > 0 ? StillRunning(definition, its) : definition);
+        }
+
         foreach (IGrouping<string, AdoptedWorker> unknown in running.Where(w => !definitions.Any(d => string.Equals(d.Name, w.App, StringComparison.OrdinalIgnoreCase))).GroupBy(w => w.App, StringComparer.OrdinalIgnoreCase))
         {
             if (KeptDefinition(unknown) is { } kept)
             {
                 _log.Warning("The state file does not know {App}, which still runs: taking it back from the definition its Node primary kept", kept.Name);
+                StateHealth.Repaired($"The state file did not know the app '{kept.Name}', which was running: it was taken back with the definition its Node primary kept.");
                 definitions.Add(kept);
             }
         }
@@ -360,19 +377,45 @@ internal sealed class Supervisor
         })).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// A definition from a state file that was not the newest (recovered from the backup) for an app whose workers
+    /// still run: what the app's primary kept from its latest fork is newer, and the app runs, whatever the backup says.
+    /// </summary>
+    private AppDefinition StillRunning(AppDefinition saved, AdoptedWorker[] running)
+    {
+        if (KeptDefinition(running) is { } kept && string.Equals(kept.Name, saved.Name, StringComparison.OrdinalIgnoreCase))
+        {
+            _log.Warning("{App} still runs: taking it back with the definition its Node primary kept rather than the recovered one", saved.Name);
+            return kept;
+        }
+
+        if (saved.Stopped)
+        {
+            _log.Warning("{App} still runs although the recovered state says it was stopped: keeping it running", saved.Name);
+            saved.Stopped = false;
+        }
+
+        return saved;
+    }
+
+    /// <summary>The definition the newest of an app's running workers was forked with, when it is a usable one.</summary>
     private static AppDefinition? KeptDefinition(IEnumerable<AdoptedWorker> workers)
     {
-        foreach (AdoptedWorker worker in workers.OrderByDescending(w => w.Generation))
+        foreach (AdoptedWorker worker in workers.OrderByDescending(w => w.Key))
         {
             try
             {
-                if (worker.Definition is { } json && System.Text.Json.JsonSerializer.Deserialize(json, HostJson.Default.AppDefinition) is { Spec.Name.Length: > 0 } definition)
+                // Its script may have moved since: the workers run all the same, and a restart says what is missing.
+                if (worker.Definition is { } json
+                    && System.Text.Json.JsonSerializer.Deserialize(json, HostJson.Default.AppDefinition) is { } definition
+                    && StateStore.ShapeProblem(definition) is null
+                    && string.Equals(definition.Name, worker.App, StringComparison.OrdinalIgnoreCase))
                 {
-                    StartSpecValidator.Validate(definition.Spec);
+                    definition.Stopped = false;
                     return definition;
                 }
             }
-            catch (Exception e) when (e is System.Text.Json.JsonException or ClusterException)
+            catch (System.Text.Json.JsonException)
             {
             }
         }
@@ -550,10 +593,12 @@ internal sealed class Supervisor
         try
         {
             _state.Save(state);
+            StateHealth.WriteSucceeded();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             _log.Error("Could not write the state file {Path}: {Error}", _paths.StateFile, e.Message);
+            StateHealth.WriteFailed($"The last change could not be written to the state file {_paths.StateFile} ({e.Message}).");
             throw new ClusterException(
                 "StateNotSaved",
                 ErrorCategories.WriteError,

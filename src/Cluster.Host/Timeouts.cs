@@ -13,8 +13,8 @@ internal static class Timeouts
     public static readonly TimeSpan DefaultGracefulTimeout = TimeSpan.FromMilliseconds(4000);
     public static readonly TimeSpan DefaultKillTimeout = TimeSpan.FromMilliseconds(1600);
 
-    /// <summary>The longest any timeout may be: a day. Longer is a typo that would hang a runbook.</summary>
-    public const int MaxMilliseconds = 24 * 60 * 60 * 1000;
+    /// <summary>The longest any timeout may be (Limits.MaxTimeoutMilliseconds).</summary>
+    public const int MaxMilliseconds = Cluster.Protocol.Limits.MaxTimeoutMilliseconds;
 
     public static TimeSpan Listen(int? parameter, IReadOnlyDictionary<string, string>? session, IReadOnlyDictionary<string, string> app) =>
         Resolve(parameter, ListenTimeoutVariable, session, app, DefaultListenTimeout);

@@ -21,6 +21,31 @@ namespace Cluster.Protocol
         public const string Shutdown = "shutdown";
     }
 
+    /// <summary>
+    /// What one request may ask, checked by the cmdlets before they send and by the host whatever the sender: the
+    /// host refuses a request beyond these with a clear error instead of doing unbounded work.
+    /// </summary>
+    internal static class Limits
+    {
+        /// <summary>The largest request frame the host reads (its JSON, without the newline).</summary>
+        public const int MaxRequestBytes = 1024 * 1024;
+
+        /// <summary>The most instances of one app.</summary>
+        public const int MaxInstances = 1024;
+
+        /// <summary>The longest any timeout may be: a day. Longer is a typo that would hang a runbook.</summary>
+        public const int MaxTimeoutMilliseconds = 24 * 60 * 60 * 1000;
+
+        /// <summary>The most unstable restarts in a row an app may allow.</summary>
+        public const int MaxRestarts = 1000000;
+
+        /// <summary>The most rotated log files kept per instance and stream.</summary>
+        public const int MaxLogFileCount = 1000;
+
+        /// <summary>The most lines one log request returns per instance and stream.</summary>
+        public const int MaxTailLines = 100000;
+    }
+
     internal sealed class Request
     {
         public string Command { get; set; } = "";
@@ -65,7 +90,10 @@ namespace Cluster.Protocol
         public List<string> NodeArguments { get; set; } = new List<string>();
         public string WorkingDirectory { get; set; } = "";
 
-        /// <summary>The full environment the instances run with: the caller's session, overlaid with -Environment.</summary>
+        /// <summary>
+        /// The full environment the instances run with, and all of it that is saved: the session variables that
+        /// EnvironmentPolicy lets an app inherit (or, with -InheritEnvironment, the whole session), overlaid with -Environment.
+        /// </summary>
         public Dictionary<string, string> Environment { get; set; } = new Dictionary<string, string>();
 
         public int? ListenTimeoutMs { get; set; }
@@ -196,6 +224,9 @@ namespace Cluster.Protocol
         public string Endpoint { get; set; } = "";
         public int AppCount { get; set; }
         public long MemoryBytes { get; set; }
+
+        /// <summary>What is wrong with the state file (or was, when this host started and recovered it); null when nothing is.</summary>
+        public string? StateProblem { get; set; }
     }
 
     internal sealed class LogLineInfo

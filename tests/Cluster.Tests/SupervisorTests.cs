@@ -29,7 +29,7 @@ public sealed class SupervisorTests : IDisposable
         Assert.Equal(AppModes.Cluster, fork.Mode);
         Assert.Equal(_h.Paths.ErrorLog("api", 1), fork.Err);
         Assert.Contains(_h.Paths.DrainScript, fork.ExecArgv!);
-        Assert.Single(_h.State.Load().Apps, a => a.Name == "api");
+        Assert.Single(_h.State.Load().State.Apps, a => a.Name == "api");
     }
 
     [Fact]
@@ -54,7 +54,7 @@ public sealed class SupervisorTests : IDisposable
         Assert.Contains("Cannot find module 'express'", error.Message);
         Assert.Empty(_h.List(null));
         Assert.Equal("AppNotFound", Assert.Throws<ClusterException>(() => _h.Supervisor.Find("api")).Code);
-        Assert.DoesNotContain(_h.State.Load().Apps, a => a.Name == "api");
+        Assert.DoesNotContain(_h.State.Load().State.Apps, a => a.Name == "api");
 
         // The instance that did start was retired, and the app's primary let go.
         int started = _h.KeyOf(0);
@@ -92,7 +92,7 @@ public sealed class SupervisorTests : IDisposable
         Assert.All(app.Instances, i => Assert.Equal(1, i.Restarts));
         Assert.Equal(2, _h.Timeline.Forks(0).Count);
         Assert.Equal(2, _h.Timeline.Forks(1).Count);
-        Assert.False(_h.State.Load().Apps.Single().Stopped);
+        Assert.False(_h.State.Load().State.Apps.Single().Stopped);
     }
 
     [Fact]
@@ -419,7 +419,7 @@ public sealed class SupervisorTests : IDisposable
         }
 
         Assert.True(_h.Launcher.Current.Disposed);
-        Assert.True(_h.State.Load().Apps.Single().Stopped);
+        Assert.True(_h.State.Load().State.Apps.Single().Stopped);
 
         // Stopped workers are not restarted, however long it stays stopped.
         _h.Time.Advance(TimeSpan.FromMinutes(5));
@@ -479,6 +479,6 @@ public sealed class SupervisorTests : IDisposable
         AppInfo perCpu = await Wait.Bounded(_h.Supervisor.ScaleAsync("api", 0));
 
         Assert.Equal(3, perCpu.Instances.Count);
-        Assert.Equal(0, _h.State.Load().Apps.Single().Spec.Instances);
+        Assert.Equal(0, _h.State.Load().State.Apps.Single().Spec.Instances);
     }
 }

@@ -39,9 +39,11 @@ namespace Cluster.Client
             }
         }
 
-        public void Send(Request request)
+        public void Send(Request request) => Send(JsonSerializer.SerializeToUtf8Bytes(request, ProtocolJson.Default.Request));
+
+        /// <summary>Sends one request, already serialized (ProtocolJson), as one line.</summary>
+        public void Send(byte[] json)
         {
-            byte[] json = JsonSerializer.SerializeToUtf8Bytes(request, ProtocolJson.Default.Request);
             _pipe.Write(json, 0, json.Length);
             _pipe.WriteByte((byte)'\n');
             _pipe.Flush();

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation;
+using System.Text.Json;
 using System.Threading;
 using Cluster.Client;
 using Cluster.Protocol;
@@ -93,10 +94,24 @@ namespace Cluster.Commands
 
         private Frame? Exchange(Request request, Action<Frame>? onFrame)
         {
+            // Checked here, before the host is started or connected: it would drop a larger frame, and the client
+            // would see only a broken pipe.
+            byte[] json = JsonSerializer.SerializeToUtf8Bytes(request, ProtocolJson.Default.Request);
+            if (json.Length > Limits.MaxRequestBytes)
+            {
+                WriteError(NewError(
+                    "RequestTooLarge",
+                    ErrorCategory.LimitsExceeded,
+                    $"The request is {json.Length} bytes, more than the {Limits.MaxRequestBytes} bytes the Cluster host accepts in one request. "
+                        + "Large environment values are the usual cause: pass a file's path in the environment instead of its contents.",
+                    request.Name ?? request.Start?.Name));
+                return null;
+            }
+
             HostConnection connection = Connect();
             try
             {
-                connection.Send(request);
+                connection.Send(json);
                 while (true)
                 {
                     Frame? frame = connection.Read();

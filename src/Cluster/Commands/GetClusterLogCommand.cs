@@ -21,7 +21,7 @@ namespace Cluster.Commands
 
         /// <summary>How many of the last lines of each stream of each instance (default 20).</summary>
         [Parameter]
-        [ValidateRange(0, 100000)]
+        [ValidateRange(0, Limits.MaxTailLines)]
         public int Tail { get; set; } = 20;
 
         /// <summary>Keep writing new lines as the instances write them, until Ctrl+C.</summary>

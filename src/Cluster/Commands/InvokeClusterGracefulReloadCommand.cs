@@ -10,7 +10,7 @@ namespace Cluster.Commands
     {
         /// <summary>Milliseconds an old instance gets after 'shutdown' before it is killed (default: PM2_GRACEFUL_TIMEOUT, else 4000).</summary>
         [Parameter]
-        [ValidateRange(0, 86400000)]
+        [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
         public int GracefulTimeout { get; set; }
 
         internal override bool Graceful => true;

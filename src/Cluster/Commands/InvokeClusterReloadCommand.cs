@@ -10,7 +10,7 @@ namespace Cluster.Commands
     {
         /// <summary>Milliseconds an old instance gets to finish after SIGINT before it is killed (default 1600).</summary>
         [Parameter]
-        [ValidateRange(0, 86400000)]
+        [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
         public int KillTimeout { get; set; }
 
         internal override bool Graceful => false;

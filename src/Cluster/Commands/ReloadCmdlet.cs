@@ -9,16 +9,14 @@ namespace Cluster.Commands
     /// <summary>What plain and graceful reload share: the rolling replacement of every instance, one app at a time.</summary>
     public abstract class ReloadCmdlet : AppNameCmdlet
     {
-        private static readonly string[] TimeoutVariables = { "PM2_GRACEFUL_TIMEOUT", "PM2_GRACEFUL_LISTEN_TIMEOUT" };
-
         /// <summary>Milliseconds to wait for each new instance to listen or say 'online' before going on (default: PM2_GRACEFUL_LISTEN_TIMEOUT, else 3000).</summary>
         [Parameter]
-        [ValidateRange(0, 86400000)]
+        [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
         public int ListenTimeout { get; set; }
 
         /// <summary>How many instances are replaced at once (default 1).</summary>
         [Parameter]
-        [ValidateRange(1, 1024)]
+        [ValidateRange(1, Limits.MaxInstances)]
         public int Parallel { get; set; } = 1;
 
         /// <summary>Only these instances (their NODE_APP_INSTANCE numbers); every instance when left out.</summary>
@@ -66,7 +64,7 @@ namespace Cluster.Commands
         private static Dictionary<string, string> SessionTimeoutVariables()
         {
             var variables = new Dictionary<string, string>();
-            foreach (string name in TimeoutVariables)
+            foreach (string name in EnvironmentPolicy.TimeoutVariables)
             {
                 if (System.Environment.GetEnvironmentVariable(name) is { } value)
                 {

@@ -50,18 +50,22 @@ namespace Cluster.Commands
         [Parameter]
         public string? WorkingDirectory { get; set; }
 
-        /// <summary>Environment variables added to (or, with a $null value, removed from) this session's environment for the instances.</summary>
+        /// <summary>Environment variables for the instances, added to (or, with a $null value, removed from) what they inherit from this session.</summary>
         [Parameter]
         public Hashtable? Environment { get; set; }
 
+        /// <summary>Pass this session's whole environment to the instances (and so to the state file), not only the variables an app inherits by default.</summary>
+        [Parameter]
+        public SwitchParameter InheritEnvironment { get; set; }
+
         /// <summary>Milliseconds to wait for an instance to listen or say 'online' (default: PM2_GRACEFUL_LISTEN_TIMEOUT, else 3000).</summary>
         [Parameter]
-        [ValidateRange(0, 86400000)]
+        [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
         public int ListenTimeout { get; set; }
 
         /// <summary>Milliseconds a stopping instance gets before it is killed (default 1600).</summary>
         [Parameter]
-        [ValidateRange(0, 86400000)]
+        [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
         public int KillTimeout { get; set; }
 
         /// <summary>How connections are shared among instances: RoundRobin (the default, except on Windows) or Shared.</summary>
@@ -78,17 +82,17 @@ namespace Cluster.Commands
 
         /// <summary>Unstable restarts in a row (each run shorter than MinUptime) before an instance is errored (default 16).</summary>
         [Parameter]
-        [ValidateRange(0, 1000000)]
+        [ValidateRange(0, Limits.MaxRestarts)]
         public int MaxRestarts { get; set; }
 
         /// <summary>Milliseconds an instance must run to count as started well (default 1000).</summary>
         [Parameter]
-        [ValidateRange(0, 86400000)]
+        [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
         public int MinUptime { get; set; }
 
         /// <summary>Milliseconds before the first restart of a crashed instance; it grows while the instance keeps crashing (default 100).</summary>
         [Parameter]
-        [ValidateRange(0, 86400000)]
+        [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
         public int RestartDelay { get; set; }
 
         /// <summary>Replace an instance (by a reload of it alone, in cluster mode) when its memory grows past this many bytes, e.g. 300MB.</summary>
@@ -103,7 +107,7 @@ namespace Cluster.Commands
 
         /// <summary>How many rotated log files to keep for each instance and stream (default 5).</summary>
         [Parameter]
-        [ValidateRange(0, 1000)]
+        [ValidateRange(0, Limits.MaxLogFileCount)]
         public int LogFileCount { get; set; }
 
         protected override void ProcessRecord()
@@ -117,7 +121,8 @@ namespace Cluster.Commands
             AppMode mode = MyInvocation.BoundParameters.ContainsKey(nameof(Mode)) ? Mode : DefaultModeFor(script);
             string name = Name ?? NameFromScript(script);
             string? workingDirectory = ResolveWorkingDirectory();
-            if (workingDirectory is null || !ShouldProcess(name, $"Start {script} in {mode} mode"))
+            Dictionary<string, string>? environment = BuildEnvironment();
+            if (workingDirectory is null || environment is null || !ShouldProcess(name, $"Start {script} in {mode} mode"))
             {
                 return;
             }
@@ -131,7 +136,7 @@ namespace Cluster.Commands
                 Arguments = Arguments.ToList(),
                 NodeArguments = NodeArguments.ToList(),
                 WorkingDirectory = workingDirectory,
-                Environment = BuildEnvironment(),
+                Environment = environment,
                 ListenTimeoutMs = Bound<int>(nameof(ListenTimeout)),
                 KillTimeoutMs = Bound<int>(nameof(KillTimeout)),
                 Scheduling = Bound<SchedulingPolicy>(nameof(Scheduling)) is { } policy ? (policy == SchedulingPolicy.Shared ? "shared" : "roundrobin") : null,
@@ -196,31 +201,43 @@ namespace Cluster.Commands
             return null;
         }
 
-        private Dictionary<string, string> BuildEnvironment()
+        /// <summary>
+        /// What the instances get: the session variables EnvironmentPolicy lets an app inherit (all of them with
+        /// -InheritEnvironment), overlaid with -Environment. Null, after writing the error, when -Environment has a
+        /// name or value no environment can hold.
+        /// </summary>
+        private Dictionary<string, string>? BuildEnvironment()
         {
-            var comparer = System.Runtime.InteropServices.RuntimeInformation.IsOSPlatform(System.Runtime.InteropServices.OSPlatform.Windows)
-                ? StringComparer.OrdinalIgnoreCase
-                : StringComparer.Ordinal;
-            var environment = new Dictionary<string, string>(comparer);
-            foreach (DictionaryEntry entry in System.Environment.GetEnvironmentVariables())
+            Dictionary<string, string> environment = EnvironmentPolicy.FromSession(System.Environment.GetEnvironmentVariables(), InheritEnvironment);
+            if (Environment is null)
             {
-                environment[(string)entry.Key] = entry.Value?.ToString() ?? "";
+                return environment;
             }
 
-            if (Environment is not null)
+            foreach (DictionaryEntry entry in Environment)
             {
-                foreach (DictionaryEntry entry in Environment)
+                object? key = entry.Key is PSObject wrappedKey ? wrappedKey.BaseObject : entry.Key;
+                string name = key as string ?? LanguagePrimitives.ConvertTo<string>(key) ?? "";
+                object? value = entry.Value is PSObject wrapped ? wrapped.BaseObject : entry.Value;
+                string? text = value is null ? null : LanguagePrimitives.ConvertTo<string>(value);
+                string? problem = EnvironmentPolicy.InvalidName(name) ?? (text is null ? null : EnvironmentPolicy.InvalidValue(text));
+                if (problem is not null)
                 {
-                    string key = entry.Key.ToString() ?? "";
-                    object? value = entry.Value is PSObject wrapped ? wrapped.BaseObject : entry.Value;
-                    if (value is null)
-                    {
-                        environment.Remove(key);
-                    }
-                    else
-                    {
-                        environment[key] = LanguagePrimitives.ConvertTo<string>(value);
-                    }
+                    WriteError(NewError(
+                        "InvalidEnvironment",
+                        ErrorCategory.InvalidArgument,
+                        $"-Environment has the variable '{Display.Printable(name)}', but {problem}. Give each variable a name without '=' or NUL characters, and a value without NUL characters.",
+                        name));
+                    return null;
+                }
+
+                if (text is null)
+                {
+                    environment.Remove(name);
+                }
+                else
+                {
+                    environment[name] = text;
                 }
             }
 

@@ -15,6 +15,7 @@ namespace Cluster
             Endpoint = info.Endpoint;
             AppCount = info.AppCount;
             MemoryBytes = info.MemoryBytes;
+            StateProblem = info.StateProblem;
         }
 
         public int Pid { get; }
@@ -33,5 +34,11 @@ namespace Cluster
         public int AppCount { get; }
 
         public long MemoryBytes { get; }
+
+        /// <summary>
+        /// What is wrong with the state file, or was when the host started (moved aside as corrupt, recovered from its
+        /// backup, apps taken back from their running workers), and what the host did about it; null when nothing is.
+        /// </summary>
+        public string? StateProblem { get; }
     }
 }
