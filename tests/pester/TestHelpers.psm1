@@ -64,4 +64,17 @@ function Test-ProcessAlive {
     [bool](Get-Process -Id $Id -ErrorAction SilentlyContinue)
 }
 
-Export-ModuleMember -Function Import-ClusterModule, New-TestClusterHome, Remove-TestClusterHome, Get-FreePort, Wait-Until, Invoke-TestRequest, Test-ProcessAlive
+# Writes one line of text (a newline is added) straight to the host's control socket with
+# tests/fixtures/resilience/raw-client.js, bypassing every check of the cmdlets; returns what the client saw
+# ({connected, frames, closedByHost, timedOut, ...}).
+function Send-RawClusterRequest {
+    param([Parameter(Mandatory)] [string] $Endpoint, [Parameter(Mandatory)] [string] $Text, [int] $TimeoutMs = 15000)
+    $node = (Get-Command -Name node -CommandType Application -ErrorAction Stop | Select-Object -First 1).Source
+    $client = Join-Path $PSScriptRoot '../fixtures/resilience/raw-client.js'
+    $payload = [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($Text + "`n"))
+    $output = & $node $client $Endpoint base64 $payload $TimeoutMs
+    if ($LASTEXITCODE -ne 0 -or -not $output) { throw "The raw client failed (exit code $LASTEXITCODE)." }
+    $output | Select-Object -Last 1 | ConvertFrom-Json -AsHashtable
+}
+
+Export-ModuleMember -Function Import-ClusterModule, New-TestClusterHome, Remove-TestClusterHome, Get-FreePort, Wait-Until, Invoke-TestRequest, Test-ProcessAlive, Send-RawClusterRequest
