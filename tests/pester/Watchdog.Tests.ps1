@@ -114,6 +114,24 @@ Describe 'A host that does not answer' -Skip:$IsWindows {
     }
 }
 
+Describe 'CLUSTER_TIMEOUT_SECONDS' {
+    AfterEach { $env:CLUSTER_TIMEOUT_SECONDS = $null }
+
+    It 'refuses a value that is not a number of seconds (<Value>), saying what it must be' -ForEach @(
+        @{ Value = 'ten' }
+        @{ Value = '0' }
+        @{ Value = '-5' }
+    ) {
+        $env:CLUSTER_TIMEOUT_SECONDS = $Value
+
+        $thrown = Get-ThrownError { Get-ClusterApp -ErrorAction Stop }
+
+        $thrown.FullyQualifiedErrorId | Should -Be 'GetClusterAppTimeoutSettingInvalid,Cluster.Commands.GetClusterAppCommand'
+        $thrown.CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $thrown.Exception.Message | Should -BeLike "CLUSTER_TIMEOUT_SECONDS is '$Value'*"
+    }
+}
+
 Describe 'host.pid' -Skip:$IsWindows {
     It 'holds the running host''s pid, readable by its owner only, and is removed when the host stops' {
         $hostPid = (Get-ClusterHost).Pid

@@ -119,7 +119,7 @@ namespace Cluster.Commands
         }
 
         /// <summary>The error of a host that sent nothing, not even a heartbeat, within the read timeout.</summary>
-        internal ErrorRecord HostNotResponding(HostNotRespondingException e)
+        private ErrorRecord HostNotResponding(HostNotRespondingException e)
         {
             int? pid = HostLauncher.RecordedHostPid();
             string who = pid is { } known ? $"The Cluster host (pid {known})" : $"The Cluster host (pid unknown: {System.IO.Path.Combine(HostLauncher.Home, ClusterHome.HostPidRecord)} is missing)";
@@ -142,7 +142,7 @@ namespace Cluster.Commands
             return last;
         }
 
-        private Frame? Exchange(Request request, Action<Frame>? onFrame, bool passOnNotResponding = false)
+        private Frame? Exchange(Request request, Action<Frame>? onFrame, bool passOnNotResponding)
         {
             TimeSpan timeout = ReadTimeout();
             HostConnection connection = Connect();
