@@ -15,15 +15,11 @@ public sealed class StateRecoveryTests : IDisposable
     private readonly SupervisorHarness _h = new();
 
     /// <summary>Stands in for a worker that went on serving while there was no host: a live process, not the test's own.</summary>
-    private readonly System.Diagnostics.Process _worker = System.Diagnostics.Process.Start(
-        OperatingSystem.IsWindows()
-            ? new System.Diagnostics.ProcessStartInfo("ping", "-n 120 127.0.0.1") { RedirectStandardOutput = true }
-            : new System.Diagnostics.ProcessStartInfo("sleep", "120"))!;
+    private readonly SleepingProcess _worker = SleepingProcess.Start();
 
     public void Dispose()
     {
         _h.Dispose();
-        _worker.Kill();
         _worker.Dispose();
     }
 
@@ -97,7 +93,7 @@ public sealed class StateRecoveryTests : IDisposable
             await Wait.Bounded(next.ResurrectAsync());
 
             AppInfo api = (await next.ListAsync("api")).Single();
-            Assert.Equal(_worker.Id, api.Instances.Single().Pid);
+            Assert.Equal(_worker.Pid, api.Instances.Single().Pid);
             Assert.Equal("online", api.Status);
             Assert.DoesNotContain(launcher.Timeline.CommandsFor(900_001), c => c.Cmd == PrimaryCommand.Signal);
             Assert.Equal(0, launcher.Timeline.ForkCount);
@@ -128,7 +124,7 @@ public sealed class StateRecoveryTests : IDisposable
             await Wait.Bounded(next.ResurrectAsync());
 
             Assert.Equal(new[] { "api" }, (await next.ListAsync(null)).Select(a => a.Name));
-            Assert.Equal(_worker.Id, (await next.ListAsync("api")).Single().Instances.Single().Pid);
+            Assert.Equal(_worker.Pid, (await next.ListAsync("api")).Single().Instances.Single().Pid);
             Assert.Contains("did not know the app 'api'", next.StateHealth.Problem);
             Assert.Equal(new[] { "api" }, new StateStore(_h.Paths.StateFile).Load().State.Apps.Select(a => a.Name));
         }
@@ -171,7 +167,7 @@ public sealed class StateRecoveryTests : IDisposable
     }
 
     private AdoptedWorker Running(FakePrimary primary, int key, string app, AppDefinition like, string? definition) =>
-        new(key, app, 0, _worker.Id, Ready: true, DateTimeOffset.UtcNow, like.NodePath, Scheduling.Of(like.Spec), primary)
+        new(key, app, 0, _worker.Pid, Ready: true, DateTimeOffset.UtcNow, like.NodePath, Scheduling.Of(like.Spec), primary)
         {
             Generation = 1,
             Definition = definition,

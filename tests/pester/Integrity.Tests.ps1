@@ -16,13 +16,6 @@ BeforeAll {
     $script:EnvDumpScript = Join-Path $Integrity 'env-dump.js'
     $script:OwnerOnly = [IO.UnixFileMode] 'UserRead, UserWrite'
 
-    function Start-TestApp {
-        param([Parameter(Mandatory)] [string] $Name, [int] $Instances = 1, [string] $Script = $ServerScript, [hashtable] $Environment = @{}, [switch] $InheritEnvironment)
-        $port = Get-FreePort
-        $app = Start-ClusterApp -Path $Script -Name $Name -Instances $Instances -Environment (@{ PORT = "$port" } + $Environment) -InheritEnvironment:$InheritEnvironment -ErrorAction Stop
-        $app | Add-Member -NotePropertyName Port -NotePropertyValue $port -PassThru
-    }
-
     function Get-SortedPid([string] $Name) {
         @((Get-ClusterApp $Name -ErrorAction Stop).Instances | ForEach-Object Pid | Sort-Object)
     }
@@ -53,12 +46,6 @@ BeforeAll {
     function Get-WorkerEnvironment([int] $Port) {
         (Invoke-WebRequest -Uri "http://127.0.0.1:$Port/" -DisableKeepAlive -TimeoutSec 10).Content | ConvertFrom-Json -AsHashtable
     }
-
-    function Get-ErrorOf([scriptblock] $Command) {
-        $caught = $null
-        try { & $Command } catch { $caught = $_ }
-        $caught
-    }
 }
 
 # The state file is plain JSON on Unix (on Windows it is encrypted with DPAPI), so these tests can damage it by hand.
@@ -80,10 +67,10 @@ Describe 'A damaged state file while no host runs' -Skip:$IsWindows {
         @{ Case = 'deleted with its backup'; Says = "*did not know the app 'web'*"; FromBackup = $false; Aside = $false }
     ) {
         param($Case, $Says, $FromBackup, $Aside)
-        $web = Start-TestApp -Name web -Instances 2
+        $web = Start-FixtureApp -Path $ServerScript -Name web -Instances 2
         # Its save keeps the version with 'web' alone as the backup: 'web' comes back from there, 'aux' (which the
         # backup does not know) from the definition its Node primary kept.
-        $aux = Start-TestApp -Name aux -Instances 1
+        $aux = Start-FixtureApp -Path $ServerScript -Name aux -Instances 1
         "$StateFile.bak" | Should -Exist
         $webPids = Get-SortedPid web
         $auxPids = Get-SortedPid aux
@@ -144,8 +131,8 @@ Describe 'A damaged state file while no host runs' -Skip:$IsWindows {
     }
 
     It 'starts cleanly after a recovery: the next host finds a sound state file and reports nothing' {
-        $null = Start-TestApp -Name web
-        $null = Start-TestApp -Name aux
+        $null = Start-FixtureApp -Path $ServerScript -Name web -Instances 1
+        $null = Start-FixtureApp -Path $ServerScript -Name aux -Instances 1
         $null = Stop-HostHard
         [IO.File]::WriteAllText($StateFile, '{"apps":null}')
         (Get-ClusterHost).StateProblem | Should -Not -BeNullOrEmpty
@@ -175,7 +162,7 @@ Describe 'The environment an app gets and the state file holds' -Skip:$IsWindows
     }
 
     It 'saves exactly the environment the workers run with: the inherited session variables and -Environment, no secret' {
-        $app = Start-TestApp -Name envdump -Instances 2 -Script $EnvDumpScript -Environment @{ APP_SETTING = 'from-parameter'; HOME = '/srv/override' }
+        $app = Start-FixtureApp -Path $EnvDumpScript -Name envdump -Instances 2 -Environment @{ APP_SETTING = 'from-parameter'; HOME = '/srv/override' }
 
         $saved = (Read-SavedApp envdump)[0]['spec']['environment']
         $reply = Get-WorkerEnvironment -Port $app.Port
@@ -208,7 +195,7 @@ Describe 'The environment an app gets and the state file holds' -Skip:$IsWindows
     }
 
     It 'passes and saves the whole session with -InheritEnvironment' {
-        $app = Start-TestApp -Name everything -Script $EnvDumpScript -InheritEnvironment
+        $app = Start-FixtureApp -Path $EnvDumpScript -Name everything -Instances 1 -StartParameters @{ InheritEnvironment = $true }
 
         $saved = (Read-SavedApp everything)[0]['spec']['environment']
         $worker = (Get-WorkerEnvironment -Port $app.Port)['env']
@@ -219,7 +206,7 @@ Describe 'The environment an app gets and the state file holds' -Skip:$IsWindows
     }
 
     It 'keeps the environment through a host restart: the app comes back with the same variables' {
-        $app = Start-TestApp -Name lasting -Script $EnvDumpScript -Environment @{ APP_SETTING = 'kept' }
+        $app = Start-FixtureApp -Path $EnvDumpScript -Name lasting -Instances 1 -Environment @{ APP_SETTING = 'kept' }
         $before = (Read-SavedApp lasting)[0]['spec']['environment']
 
         Stop-ClusterHost -Confirm:$false
@@ -236,7 +223,7 @@ Describe 'The environment an app gets and the state file holds' -Skip:$IsWindows
 Describe 'Environment names, request sizes and what one request may ask' {
     BeforeAll {
         $script:TestHome = New-TestClusterHome
-        $script:Steady = Start-TestApp -Name steady -Instances 1
+        $script:Steady = Start-FixtureApp -Path $ServerScript -Name steady -Instances 1
         $script:HostPid = (Get-ClusterHost).Pid
         $script:Endpoint = (Get-ClusterHost).Endpoint
 
@@ -273,7 +260,7 @@ Describe 'Environment names, request sizes and what one request may ask' {
         @{ Label = 'with a NUL in its value'; Environment = @{ GOOD = "x`0y" } }
     ) {
         param($Label, $Environment)
-        $caught = Get-ErrorOf { Start-ClusterApp $ServerScript -Name badenv -Environment $Environment -ErrorAction Stop }
+        $caught = Get-ThrownError { Start-ClusterApp $ServerScript -Name badenv -Environment $Environment -ErrorAction Stop }
 
         $caught | Should -Not -BeNullOrEmpty
         $caught.FullyQualifiedErrorId | Should -Be 'StartClusterAppInvalidEnvironment,Cluster.Commands.StartClusterAppCommand'
@@ -284,7 +271,7 @@ Describe 'Environment names, request sizes and what one request may ask' {
     }
 
     It 'refuses a 1 MB environment value with StartClusterAppRequestTooLarge before sending it' {
-        $caught = Get-ErrorOf { Start-ClusterApp $ServerScript -Name huge -Environment @{ BIG = 'x' * 1MB } -ErrorAction Stop }
+        $caught = Get-ThrownError { Start-ClusterApp $ServerScript -Name huge -Environment @{ BIG = 'x' * 1MB } -ErrorAction Stop }
 
         $caught | Should -Not -BeNullOrEmpty
         $caught.FullyQualifiedErrorId | Should -Be 'StartClusterAppRequestTooLarge,Cluster.Commands.StartClusterAppCommand'
@@ -338,9 +325,9 @@ Describe 'Environment names, request sizes and what one request may ask' {
     }
 
     It 'caps -Tail and -LogFileCount in the cmdlets at the same limits' {
-        (Get-ErrorOf { Get-ClusterLog steady -Tail 100001 -ErrorAction Stop }).FullyQualifiedErrorId |
+        (Get-ThrownError { Get-ClusterLog steady -Tail 100001 -ErrorAction Stop }).FullyQualifiedErrorId |
             Should -Be 'ParameterArgumentValidationError,Cluster.Commands.GetClusterLogCommand'
-        (Get-ErrorOf { Start-ClusterApp $ServerScript -Name capped -LogFileCount 1001 -ErrorAction Stop }).FullyQualifiedErrorId |
+        (Get-ThrownError { Start-ClusterApp $ServerScript -Name capped -LogFileCount 1001 -ErrorAction Stop }).FullyQualifiedErrorId |
             Should -Be 'ParameterArgumentValidationError,Cluster.Commands.StartClusterAppCommand'
         Assert-HostStillServes
     }
