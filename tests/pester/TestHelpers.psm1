@@ -88,6 +88,7 @@ function Start-LoadClient {
         [ValidateSet('keep-alive', 'close')] [string] $Connection = 'keep-alive',
         [int] $Concurrency = 8,
         [int] $MaxSeconds = 30,
+        [int] $ReadyAfter = 50,
         [string] $Folder = $env:CLUSTER_HOME
     )
     $node = (Get-Command -Name node -CommandType Application -ErrorAction Stop | Select-Object -First 1).Source
@@ -103,7 +104,7 @@ function Start-LoadClient {
     }
     $arguments = @(
         (Join-Path $PSScriptRoot '../fixtures/reload/load.js'), '--port', $Port, '--connection', $Connection, '--concurrency', $Concurrency,
-        '--stop', $client.Stop, '--ready', $client.Ready, '--ready-after', 50, '--max-seconds', $MaxSeconds
+        '--stop', $client.Stop, '--ready', $client.Ready, '--ready-after', $ReadyAfter, '--max-seconds', $MaxSeconds
     ) | ForEach-Object { if ("$_" -match '\s') { '"' + $_ + '"' } else { "$_" } } # Start-Process joins them as they are
     $client.Process = Start-Process -FilePath $node -ArgumentList $arguments -RedirectStandardOutput $client.Output -RedirectStandardError $client.Errors -PassThru
     Wait-Until { (Test-Path $client.Ready) -or $client.Process.HasExited } -Because 'the load client to get its first answers'
