@@ -198,6 +198,32 @@ public sealed class SupervisionTests : IDisposable
     }
 
     [Fact]
+    public async Task A_queued_reload_whose_caller_goes_away_is_dropped_as_stopped_not_failed_and_never_runs()
+    {
+        await _h.StartAsync("api", 1);
+        _h.Launcher.OnFork = _ => ForkScript.Hold;
+        Task<AppInfo> first = _h.ReloadAsync("api");
+        await Wait.UntilAsync(() => _h.Timeline.Forks(0).Count == 2, "the first reload forked instance 0");
+        using var caller = new CancellationTokenSource();
+        Task<AppInfo> queued = _h.Supervisor.ReloadAsync("api", new ReloadSpec { Wait = true }, _ => Task.CompletedTask, _ => Task.CompletedTask, caller.Token);
+        await Task.Delay(50);
+        Assert.False(queued.IsCompleted, "The queued reload did not wait for the first one.");
+
+        caller.Cancel();
+        var error = await Assert.ThrowsAsync<ClusterException>(() => Wait.Bounded(queued));
+        _h.Launcher.OnFork = _ => ForkScript.Ready;
+        _h.Launcher.Current.Listen(_h.KeyOf(0));
+        AppInfo reloaded = await Wait.Bounded(first);
+        await Task.Delay(50);
+
+        Assert.Equal("QueuedOperationDropped", error.Code);
+        Assert.Equal(ErrorCategories.OperationStopped, error.Category);
+        Assert.Equal("online", reloaded.Status);
+        Assert.Equal(2, _h.Timeline.Forks(0).Count);
+        Assert.Equal("online", _h.App("api").Status);
+    }
+
+    [Fact]
     public async Task A_worker_its_primary_never_reported_does_not_count_as_online()
     {
         StartSpec spec = _h.Spec("api", 1);

@@ -100,8 +100,8 @@ Describe 'A lost Node primary' {
                     $apps = @(Get-ClusterApp -ErrorAction Stop)
                     $polls.Add($polls.Count)
                     foreach ($instance in $apps.Instances) {
-                        if ("$($instance.Status)" -eq 'Online' -and $instance.Pid -in $deadPids) {
-                            $lies.Add("$($instance.AppName)[$($instance.Instance)] Online with dead pid $($instance.Pid)")
+                        if ("$($instance.Status)" -eq 'Online' -and ($instance.Pid -in $deadPids -or -not $instance.Pid)) {
+                            $lies.Add("$($instance.AppName)[$($instance.Instance)] Online with pid '$($instance.Pid)'")
                         }
                     }
                     $back = @($apps | Where-Object { "$($_.Status)" -eq 'Online' -and -not @($_.Instances.Pid | Where-Object { $_ -in $deadPids -or -not $_ }) })
