@@ -148,6 +148,27 @@ public sealed class SupervisionTests : IDisposable
     }
 
     [Fact]
+    public async Task A_primary_lost_mid_reload_stops_the_reload_as_partly_done_not_as_a_broken_new_version()
+    {
+        await _h.StartAsync("api", 2);
+        _h.Launcher.OnFork = c => c.Generation == 2 ? ForkScript.Hold : ForkScript.Ready;
+        Task<AppInfo> reload = _h.ReloadAsync("api");
+        await Wait.UntilAsync(() => _h.Timeline.Forks(0).Count == 2, "the reload forked instance 0");
+
+        _h.Launcher.Current.Kill();
+        var error = await Assert.ThrowsAsync<ClusterException>(() => Wait.Bounded(reload));
+        await Wait.UntilAsync(() => _h.App("api").Instances.All(i => i.Status == "online"), "both instances were online again");
+
+        Assert.Equal("PrimaryLost", error.Code);
+        Assert.Equal(ErrorCategories.OperationStopped, error.Category);
+        AppInfo back = _h.App("api");
+        Assert.Equal("partlyreloaded", back.Status);
+        Assert.All(back.Instances, i => Assert.Equal(1, i.Generation));
+        Assert.All(back.Instances, i => Assert.Equal(1, i.Restarts));
+        Assert.NotNull(_h.State.Load().Apps.Single().PartialReload);
+    }
+
+    [Fact]
     public async Task Two_apps_that_share_a_primary_both_come_back_when_it_dies()
     {
         using var pooled = new SupervisorHarness(processorCount: 2, pooled: true);

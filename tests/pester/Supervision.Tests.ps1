@@ -154,6 +154,50 @@ Describe 'A lost Node primary' {
             @($served | Where-Object { $_ -in $newPids }) | Should -Not -BeNullOrEmpty -Because "the load against '$($app.Name)' was answered again by the new workers"
         }
     }
+    It 'stops a reload under way when it dies, says why, and the next reload completes' {
+        $delayFile = Join-Path $TestHome 'midreload.delay'
+        $app = Start-TestApp -Script 'server.js' -Name 'midreload' -Environment @{ LISTEN_DELAY_FILE = $delayFile } -StartParameters @{ ListenTimeout = 15000 }
+        $before = Get-PidMap $app
+        $primary = Get-PrimaryPid $before[0]
+        Set-Content -Path $delayFile -Value '2000'
+        $reload = Start-ThreadJob -ScriptBlock {
+            param($ModulePath, $ClusterHome)
+            $env:CLUSTER_HOME = $ClusterHome
+            Import-Module $ModulePath
+            try { $null = Invoke-ClusterReload -Name midreload -ErrorAction Stop } catch { $_ }
+        } -ArgumentList $env:CLUSTER_MODULE_PATH, $TestHome
+        try {
+            Wait-Until { (Get-ChildPid $primary).Count -eq 3 -or $reload.State -ne 'Running' } -Because 'the reload to fork the new worker of instance 0'
+            $candidate = @(Get-ChildPid $primary | Where-Object { $_ -notin $before.Values })
+            $candidate.Count | Should -Be 1
+            Stop-Process -Id $primary -Force
+            $null = $reload | Wait-Job -Timeout 30
+            $failure = $reload | Receive-Job
+        }
+        finally {
+            $reload | Remove-Job -Force
+        }
+
+        $failure | Should -Not -BeNullOrEmpty -Because 'the reload did not complete'
+        $failure.FullyQualifiedErrorId | Should -Be 'InvokeClusterReloadPrimaryLost,Cluster.Commands.InvokeClusterReloadCommand'
+        $failure.Exception.Message | Should -BeLike "*Node primary of 'midreload' exited during the reload*Reload again*"
+        Wait-Until { $a = Get-ClusterApp midreload; @($a.Instances | Where-Object { "$($_.Status)" -eq 'Online' -and $_.Pid -notin $before.Values }).Count -eq 2 } -Because 'both instances to come back on a new primary'
+        $back = Get-ClusterApp midreload
+        $back.Status | Should -Be 'PartlyReloaded' -Because 'the reload did not complete'
+        $back.ReloadError | Should -BeLike '*exited during the reload*'
+        foreach ($instance in $back.Instances) {
+            $instance.Pid | Should -Not -Be $candidate[0]
+            $instance.Generation | Should -Be 1 -Because 'each instance came back in the generation it ran'
+            $instance.Restarts | Should -Be 1
+        }
+
+        Set-Content -Path $delayFile -Value '0'
+        $completed = Invoke-ClusterReload -Name midreload
+        $completed.Status | Should -Be 'Online'
+        $completed.ReloadError | Should -BeNullOrEmpty
+        @($completed.Instances.Generation) | Should -Be @(2, 2)
+        Remove-Item -Path $delayFile
+    }
 }
 
 Describe 'A reload whose caller goes away' {
