@@ -56,6 +56,9 @@ internal sealed class ReloadCoordinator
             Record(app, "A reload was under way when the host stopped. Reload again to finish it.");
 
             int replaced = 0;
+            // Said when it happens (from the thread that cancels: it only logs), not when the instance in flight is done.
+            using CancellationTokenRegistration callerGone = cancel.Register(() =>
+                app.Log.Information("The caller of the reload of {App} went away: the reload stops once the instance in flight is replaced", app.Name));
             try
             {
                 foreach (Slot[] batch in slots.Chunk(plan.Parallel))

@@ -62,6 +62,16 @@ BeforeAll {
             Add-Member -NotePropertyName Output -NotePropertyValue $output -PassThru
     }
 
+    # Workers of server.js started from now on wait to listen until Unblock-NewWorker.
+    function Block-NewWorker([string] $DelayFile) {
+        Remove-Item -LiteralPath "$DelayFile.go" -ErrorAction SilentlyContinue
+        Set-Content -LiteralPath $DelayFile -Value 'go'
+    }
+
+    function Unblock-NewWorker([string] $DelayFile) {
+        New-Item -ItemType File -Path "$DelayFile.go" -Force | Out-Null
+    }
+
     function Stop-HostWithSigkill {
         $clusterHost = Get-ClusterHost
         Stop-Process -Id $clusterHost.Pid -Force # SIGKILL on Unix
@@ -154,12 +164,13 @@ Describe 'A lost Node primary' {
             @($served | Where-Object { $_ -in $newPids }) | Should -Not -BeNullOrEmpty -Because "the load against '$($app.Name)' was answered again by the new workers"
         }
     }
+
     It 'stops a reload under way when it dies, says why, and the next reload completes' {
         $delayFile = Join-Path $TestHome 'midreload.delay'
         $app = Start-TestApp -Script 'server.js' -Name 'midreload' -Environment @{ LISTEN_DELAY_FILE = $delayFile } -StartParameters @{ ListenTimeout = 15000 }
         $before = Get-PidMap $app
         $primary = Get-PrimaryPid $before[0]
-        Set-Content -Path $delayFile -Value '2000'
+        Block-NewWorker $delayFile
         $reload = Start-ThreadJob -ScriptBlock {
             param($ModulePath, $ClusterHome)
             $env:CLUSTER_HOME = $ClusterHome
@@ -171,6 +182,7 @@ Describe 'A lost Node primary' {
             $candidate = @(Get-ChildPid $primary | Where-Object { $_ -notin $before.Values })
             $candidate.Count | Should -Be 1
             Stop-Process -Id $primary -Force
+            Unblock-NewWorker $delayFile # for the workers that replace those lost with the primary
             $null = $reload | Wait-Job -Timeout 30
             $failure = $reload | Receive-Job
         }
@@ -196,7 +208,6 @@ Describe 'A lost Node primary' {
         $completed.Status | Should -Be 'Online'
         $completed.ReloadError | Should -BeNullOrEmpty
         @($completed.Instances.Generation) | Should -Be @(2, 2)
-        Remove-Item -Path $delayFile
     }
 }
 
@@ -208,8 +219,8 @@ Describe 'A reload whose caller goes away' {
         $app = Start-TestApp -Script 'server.js' -Name 'abandoned' -Environment @{ LISTEN_DELAY_FILE = $delayFile } -StartParameters @{ ListenTimeout = 15000 }
         $before = Get-PidMap $app
         $primary = Get-PrimaryPid $before[0]
-        # The new version takes 2.5 s to listen, so the reload of instance 0 is in flight when its caller goes.
-        Set-Content -Path $delayFile -Value '2500'
+        # The new worker of instance 0 is held back, so its replacement is in flight when the caller goes.
+        Block-NewWorker $delayFile
         $caller = Start-ReloadCaller -Name 'abandoned'
         try {
             Wait-Until { (Get-ChildPid $primary).Count -eq 3 -or $caller.HasExited } -Because 'the reload to fork the new worker of instance 0'
@@ -218,6 +229,8 @@ Describe 'A reload whose caller goes away' {
             $logLength = (Get-HostLogLine).Count
 
             Stop-Process -Id $caller.Id -Force # its control connection closes with it
+            Wait-Until { @(Get-HostLogLine | Select-Object -Skip $logLength) -match 'The caller of the reload of abandoned went away' } -Because 'the host to see its caller gone'
+            Unblock-NewWorker $delayFile
             Wait-Until { (Get-ClusterApp abandoned).Status -ne 'Reloading' } -TimeoutSeconds 15 -Because 'the reload to stop once its caller has gone'
         }
         finally {
@@ -255,17 +268,20 @@ Describe 'A reload whose caller goes away' {
         $delayFile = Join-Path $TestHome 'queued.delay'
         $app = Start-TestApp -Script 'server.js' -Name 'queued' -Environment @{ LISTEN_DELAY_FILE = $delayFile } -StartParameters @{ ListenTimeout = 15000 }
         $before = Get-PidMap $app
-        Set-Content -Path $delayFile -Value '1500'
+        $primary = Get-PrimaryPid $before[0]
+        Block-NewWorker $delayFile
         $logLength = (Get-HostLogLine).Count
         $first = Start-ReloadCaller -Name 'queued'
         $second = $null
         try {
-            Wait-Until { (Get-ClusterApp queued).Status -eq 'Reloading' -or $first.HasExited } -Because 'the first reload to begin'
+            Wait-Until { (Get-ChildPid $primary).Count -eq 3 -or $first.HasExited } -Because 'the first reload to fork the new worker of instance 0'
             $second = Start-ReloadCaller -Name 'queued' -Wait
             Wait-Until { @(Get-HostLogLine | Select-Object -Skip $logLength) -match 'Reload of queued waits for the reload under way' -or $second.HasExited } -Because 'the second reload to be queued'
             $second.HasExited | Should -BeFalse -Because "the queued reload waits: $(Get-Content -Raw "$($second.Output).err" -ErrorAction SilentlyContinue)"
 
             Stop-Process -Id $second.Id -Force
+            Wait-Until { @(Get-HostLogLine | Select-Object -Skip $logLength) -match 'The queued reload of queued was dropped' } -Because 'the host to drop the queued reload'
+            Unblock-NewWorker $delayFile
             $first.WaitForExit(30000) | Should -BeTrue -Because 'the first reload completes'
             $first.ExitCode | Should -Be 0 -Because (Get-Content -Raw "$($first.Output).err" -ErrorAction SilentlyContinue)
         }
@@ -284,24 +300,24 @@ Describe 'A reload whose caller goes away' {
         foreach ($instance in $after.Instances) { $instance.Pid | Should -Not -BeIn @($before.Values) }
         $log = @(Get-HostLogLine | Select-Object -Skip $logLength)
         @($log -match '^\s+at |Exception') | Should -BeNullOrEmpty -Because "a caller that goes away is no error of the host: $($log -join [Environment]::NewLine)"
-        Remove-Item -Path $delayFile
+        @($log -match 'queued reload of queued was dropped') | Should -HaveCount 1
     }
 }
 
 Describe 'Graceful reload of a fork-mode app' {
     AfterEach { Remove-AllApps }
 
-    # graceful-fork.js takes 1 s to finish after 'shutdown': a timeout of 5 s waits for it, one of 300 ms does not.
+    # graceful-fork.js takes 2.5 s to finish after 'shutdown': a timeout of 8 s waits for it, one of 1 s does not.
     It "sends 'shutdown' and waits up to the graceful timeout from <Source> (<TimeoutMs> ms)" -ForEach @(
-        @{ Source = '-GracefulTimeout'; TimeoutMs = 5000; Waits = $true }
-        @{ Source = '-GracefulTimeout'; TimeoutMs = 300; Waits = $false }
-        @{ Source = 'PM2_GRACEFUL_TIMEOUT'; TimeoutMs = 5000; Waits = $true }
-        @{ Source = 'PM2_GRACEFUL_TIMEOUT'; TimeoutMs = 300; Waits = $false }
+        @{ Source = '-GracefulTimeout'; TimeoutMs = 8000; Waits = $true }
+        @{ Source = '-GracefulTimeout'; TimeoutMs = 1000; Waits = $false }
+        @{ Source = 'PM2_GRACEFUL_TIMEOUT'; TimeoutMs = 8000; Waits = $true }
+        @{ Source = 'PM2_GRACEFUL_TIMEOUT'; TimeoutMs = 1000; Waits = $false }
     ) {
         $marker = Join-Path $TestHome "fork-$([guid]::NewGuid().ToString('n').Substring(0, 6)).txt"
         $name = "fork-$TimeoutMs-$($Source.TrimStart('-').ToLowerInvariant())"
         $before = Start-ClusterApp -Path (Join-Path $Fixtures 'graceful-fork.js') -Name $name -Mode Fork -Instances 2 `
-            -Environment @{ MARKER_FILE = $marker; SHUTDOWN_DELAY_MS = '1000' } -ErrorAction Stop
+            -Environment @{ MARKER_FILE = $marker; SHUTDOWN_DELAY_MS = '2500' } -ErrorAction Stop
         $oldPids = @($before.Instances.Pid)
         $parameters = @{ Name = $name; WarningAction = 'SilentlyContinue' }
         $previous = $env:PM2_GRACEFUL_TIMEOUT
@@ -392,7 +408,6 @@ Describe 'A host killed while a reload waits for a new worker' {
         $completed = Invoke-ClusterReload -Name steady
         $completed.Status | Should -Be 'Online'
         @($completed.Instances.Generation) | Should -Be @(2, 2)
-        Remove-Item -Path $delayFile
     }
 
     It 'lets the next host keep a new worker that became ready while there was no host, and retire the old one without a failed request' {
@@ -400,7 +415,7 @@ Describe 'A host killed while a reload waits for a new worker' {
         $app = Start-TestApp -Script 'server.js' -Name 'catching-up' -Environment @{ LISTEN_DELAY_FILE = $delayFile } -StartParameters @{ ListenTimeout = 20000 }
         $before = Get-PidMap $app
         $primary = Get-PrimaryPid $before[0]
-        Set-Content -Path $delayFile -Value '1500'
+        Block-NewWorker $delayFile
         $load = Start-LoadClient -Port $app.Port -Concurrency 4 -MaxSeconds 40
         $caller = Start-ReloadCaller -Name 'catching-up'
         try {
@@ -408,6 +423,7 @@ Describe 'A host killed while a reload waits for a new worker' {
             $candidate = @(Get-ChildPid $primary | Where-Object { $_ -notin $before.Values })
             $candidate.Count | Should -Be 1
             $null = Stop-HostWithSigkill
+            Unblock-NewWorker $delayFile
             Wait-Until { (Invoke-TestRequest -Port $app.Port).pid -eq $candidate[0] } -TimeoutSeconds 15 -Because 'the new worker to listen while there is no host'
 
             $adopted = Get-ClusterApp catching-up # starts the next host
@@ -436,7 +452,6 @@ Describe 'A host killed while a reload waits for a new worker' {
         $completed = Invoke-ClusterReload -Name catching-up
         $completed.Status | Should -Be 'Online'
         @($completed.Instances.Generation | Sort-Object -Unique).Count | Should -Be 1
-        Remove-Item -Path $delayFile
     }
 }
 
