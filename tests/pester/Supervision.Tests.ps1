@@ -1,8 +1,9 @@
 #Requires -Version 7.0
-# Supervision end to end, with real processes: a Node primary lost under load, a reload whose caller goes away, a
-# graceful reload of a fork-mode app, a host killed while a reload waits for a new worker, what adoption keeps,
-# and a CLUSTER_HOME whose file system is full. Real host, real Node apps of tests/fixtures/supervision on
-# 127.0.0.1. Run by build.ps1 -Task Test, which sets CLUSTER_MODULE_PATH to the built Cluster.psd1.
+# Supervision end to end, with real processes: a Node primary lost under load (also mid-reload), a reload whose
+# caller goes away, a graceful reload of a fork-mode app, a host killed while a reload waits for a new worker, what
+# adoption keeps, an instance whose log cannot be opened, and a CLUSTER_HOME whose file system is full. Real host,
+# real Node apps of tests/fixtures/supervision on 127.0.0.1. Run by build.ps1 -Task Test, which sets
+# CLUSTER_MODULE_PATH to the built Cluster.psd1.
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
