@@ -104,17 +104,22 @@ Describe 'A lost Node primary' {
         try {
             Stop-Process -Id $primaries[0] -Force # SIGKILL: its cluster workers exit with it
 
-            # Polled through the outage, until both apps are back with new workers.
+            # Polled through the outage, until both apps are back with new workers. The host learns of the death
+            # through its connection to the primary, so a poll sent in the same instant may still find the workers
+            # online: a worker counts as dead once it was gone before the previous poll was sent.
             $timedOut = $null
+            $goneBefore = [System.Collections.Generic.HashSet[int]]::new()
             try {
                 Wait-Until {
+                    $goneNow = @($deadPids | Where-Object { -not (Test-ProcessAlive -Id $_) })
                     $apps = @(Get-ClusterApp -ErrorAction Stop)
                     $polls.Add($polls.Count)
                     foreach ($instance in $apps.Instances) {
-                        if ("$($instance.Status)" -eq 'Online' -and ($instance.Pid -in $deadPids -or -not $instance.Pid)) {
+                        if ("$($instance.Status)" -eq 'Online' -and (-not $instance.Pid -or $goneBefore.Contains([int] $instance.Pid))) {
                             $lies.Add("$($instance.AppName)[$($instance.Instance)] Online with pid '$($instance.Pid)'")
                         }
                     }
+                    foreach ($gone in $goneNow) { $null = $goneBefore.Add($gone) }
                     $back = @($apps | Where-Object { "$($_.Status)" -eq 'Online' -and -not @($_.Instances.Pid | Where-Object { $_ -in $deadPids -or -not $_ }) })
                     $back.Count -eq 2
                 } -TimeoutSeconds 20 -Because 'both apps to come back online on a new primary'
