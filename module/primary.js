@@ -186,7 +186,14 @@ function openLog(path) {
   let log = logs.get(path);
   if (!log) {
     const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | (fs.constants.O_NOFOLLOW || 0), 0o600);
-    log = { fd, size: fs.fstatSync(fd).size, users: 0 };
+    let size;
+    try {
+      size = fs.fstatSync(fd).size;
+    } catch (error) {
+      fs.closeSync(fd);
+      throw error;
+    }
+    log = { fd, size, users: 0 };
     logs.set(path, log);
   }
   log.users++;
@@ -212,9 +219,12 @@ function rotate(path, log, keep) {
   log.size = 0;
 }
 
-function appendTo(path, stream, cmd) {
-  if (!stream) return;
-  const log = openLog(path);
+// The log is opened already (see fork): it is let go when the stream closes.
+function appendTo(path, log, stream, cmd) {
+  if (!stream) {
+    releaseLog(path);
+    return;
+  }
   stream.on('data', (chunk) => {
     try {
       // Rotated before a write would take the file past its limit, so no file grows much beyond it.
@@ -228,15 +238,29 @@ function appendTo(path, stream, cmd) {
   stream.on('close', () => releaseLog(path));
 }
 
+// The logs are opened before the process is started: a log that cannot be opened (no space, no permission)
+// means the instance does not start, rather than a worker that runs on while it is reported as failed.
 function fork(cmd) {
+  const opened = [];
+  try {
+    for (const path of [cmd.out, cmd.err]) opened.push({ path, log: openLog(path) });
+  } catch (error) {
+    for (const { path } of opened) releaseLog(path);
+    emit({ event: 'exit', key: cmd.key, code: null, signal: null, error: error.message });
+    return;
+  }
+  let proc;
   try {
     const stdio = ['ignore', 'pipe', 'pipe', 'ipc'];
-    const proc = cmd.mode === 'cluster' ? forkClusterWorker(cmd, stdio) : spawnChild(cmd, stdio);
-    appendTo(cmd.out, proc.stdout, cmd);
-    appendTo(cmd.err, proc.stderr, cmd);
+    proc = cmd.mode === 'cluster' ? forkClusterWorker(cmd, stdio) : spawnChild(cmd, stdio);
   } catch (error) {
+    for (const { path } of opened) releaseLog(path);
+    workers.delete(cmd.key);
     emit({ event: 'exit', key: cmd.key, code: null, signal: null, error: error.message });
+    return;
   }
+  appendTo(opened[0].path, opened[0].log, proc.stdout, cmd);
+  appendTo(opened[1].path, opened[1].log, proc.stderr, cmd);
 }
 
 function signal(worker, name) {

@@ -87,9 +87,23 @@ internal sealed class ManagedApp
 
             var turn = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             _waiting.Enqueue(turn);
+            _log.Information("{Operation} of {App} waits for the {Running} under way", Capitalized(operation), Name, _operation);
             using (cancel.Register(() => turn.TrySetCanceled(cancel)))
             {
-                await turn.Task;
+                try
+                {
+                    await turn.Task;
+                }
+                catch (OperationCanceledException)
+                {
+                    // Its caller went away (Ctrl+C, a closed session) while it waited: nothing was done, nothing failed.
+                    _log.Information("The queued {Operation} of {App} was dropped before it began: its caller went away", operation, Name);
+                    throw new ClusterException(
+                        "QueuedOperationDropped",
+                        ErrorCategories.OperationStopped,
+                        $"The {operation} of '{Name}' was waiting for the {_operation ?? "operation"} under way and was dropped when its caller went away. Nothing was changed.",
+                        Name);
+                }
             }
         }
 
@@ -108,6 +122,8 @@ internal sealed class ManagedApp
             }
         }
     }
+
+    private static string Capitalized(string operation) => char.ToUpperInvariant(operation[0]) + operation[1..];
 
     public Slot SlotFor(int instance)
     {

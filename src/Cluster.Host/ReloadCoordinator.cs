@@ -56,6 +56,9 @@ internal sealed class ReloadCoordinator
             Record(app, "A reload was under way when the host stopped. Reload again to finish it.");
 
             int replaced = 0;
+            // Said when it happens (from the thread that cancels: it only logs), not when the instance in flight is done.
+            using CancellationTokenRegistration callerGone = cancel.Register(() =>
+                app.Log.Information("The caller of the reload of {App} went away: the reload stops once the instance in flight is replaced", app.Name));
             try
             {
                 foreach (Slot[] batch in slots.Chunk(plan.Parallel))
@@ -99,6 +102,12 @@ internal sealed class ReloadCoordinator
         // 2. Wait until it is ready. If it exits first, the reload stops and the old worker keeps serving.
         await Step("waiting for the new worker to be ready");
         Readiness readiness = await app.WaitReadyAsync(candidate, plan.ListenTimeout, CancellationToken.None);
+        if (candidate.LostWithPrimary)
+        {
+            // Not the new version's fault: the old workers went with the primary too, and are being started again.
+            throw PrimaryLost(app, candidate);
+        }
+
         if (readiness is Readiness.Exited or Readiness.NotStarted)
         {
             throw NewWorkerExited(app, candidate);
@@ -141,6 +150,16 @@ internal sealed class ReloadCoordinator
         Record(app, message);
         app.Log.Information("Reload of {App} stopped after {Replaced} of {Count} instances: its caller went away", app.Name, replaced, slots.Count);
         return new ClusterException("ReloadInterrupted", ErrorCategories.OperationStopped, message, app.Name);
+    }
+
+    private ClusterException PrimaryLost(ManagedApp app, Worker candidate)
+    {
+        string message = $"The Node primary of '{app.Name}' exited during the reload, and every worker on it with it, the new one for instance {candidate.Instance} included. "
+            + "The reload stopped there; the instances are started again on a new primary, each in the generation it ran. Reload again to finish.";
+        app.ReloadError = message;
+        Record(app, message);
+        app.Log.Warning("Reload of {App} stopped: its Node primary exited while the new worker for instance {Instance} was starting", app.Name, candidate.Instance);
+        return new ClusterException("PrimaryLost", ErrorCategories.OperationStopped, message, app.Name);
     }
 
     private static IReadOnlyList<Slot> Chosen(ManagedApp app, List<int>? instances)

@@ -148,6 +148,27 @@ public sealed class SupervisionTests : IDisposable
     }
 
     [Fact]
+    public async Task A_primary_lost_mid_reload_stops_the_reload_as_partly_done_not_as_a_broken_new_version()
+    {
+        await _h.StartAsync("api", 2);
+        _h.Launcher.OnFork = c => c.Generation == 2 ? ForkScript.Hold : ForkScript.Ready;
+        Task<AppInfo> reload = _h.ReloadAsync("api");
+        await Wait.UntilAsync(() => _h.Timeline.Forks(0).Count == 2, "the reload forked instance 0");
+
+        _h.Launcher.Current.Kill();
+        var error = await Assert.ThrowsAsync<ClusterException>(() => Wait.Bounded(reload));
+        await Wait.UntilAsync(() => _h.App("api").Instances.All(i => i.Status == "online"), "both instances were online again");
+
+        Assert.Equal("PrimaryLost", error.Code);
+        Assert.Equal(ErrorCategories.OperationStopped, error.Category);
+        AppInfo back = _h.App("api");
+        Assert.Equal("partlyreloaded", back.Status);
+        Assert.All(back.Instances, i => Assert.Equal(1, i.Generation));
+        Assert.All(back.Instances, i => Assert.Equal(1, i.Restarts));
+        Assert.NotNull(_h.State.Load().Apps.Single().PartialReload);
+    }
+
+    [Fact]
     public async Task Two_apps_that_share_a_primary_both_come_back_when_it_dies()
     {
         using var pooled = new SupervisorHarness(processorCount: 2, pooled: true);
@@ -195,6 +216,32 @@ public sealed class SupervisionTests : IDisposable
         Assert.Null(finished.ReloadError);
         Assert.Single(finished.Instances.Select(i => i.Generation).Distinct());
         Assert.Null(_h.State.Load().State.Apps.Single().PartialReload);
+    }
+
+    [Fact]
+    public async Task A_queued_reload_whose_caller_goes_away_is_dropped_as_stopped_not_failed_and_never_runs()
+    {
+        await _h.StartAsync("api", 1);
+        _h.Launcher.OnFork = _ => ForkScript.Hold;
+        Task<AppInfo> first = _h.ReloadAsync("api");
+        await Wait.UntilAsync(() => _h.Timeline.Forks(0).Count == 2, "the first reload forked instance 0");
+        using var caller = new CancellationTokenSource();
+        Task<AppInfo> queued = _h.Supervisor.ReloadAsync("api", new ReloadSpec { Wait = true }, _ => Task.CompletedTask, _ => Task.CompletedTask, caller.Token);
+        await Task.Delay(50);
+        Assert.False(queued.IsCompleted, "The queued reload did not wait for the first one.");
+
+        caller.Cancel();
+        var error = await Assert.ThrowsAsync<ClusterException>(() => Wait.Bounded(queued));
+        _h.Launcher.OnFork = _ => ForkScript.Ready;
+        _h.Launcher.Current.Listen(_h.KeyOf(0));
+        AppInfo reloaded = await Wait.Bounded(first);
+        await Task.Delay(50);
+
+        Assert.Equal("QueuedOperationDropped", error.Code);
+        Assert.Equal(ErrorCategories.OperationStopped, error.Category);
+        Assert.Equal("online", reloaded.Status);
+        Assert.Equal(2, _h.Timeline.Forks(0).Count);
+        Assert.Equal("online", _h.App("api").Status);
     }
 
     [Fact]

@@ -9,7 +9,7 @@ BeforeAll {
 
     $script:TestHome = New-TestClusterHome
     $script:Fixtures = (Resolve-Path (Join-Path $PSScriptRoot '../fixtures/reload')).Path
-    $script:Node = (Get-Command -Name node -CommandType Application -ErrorAction Stop | Select-Object -First 1).Source
+    $script:PSDefaultParameterValues = @{ 'Start-TestApp:Fixtures' = $Fixtures }
     $script:HostPid = (Get-ClusterHost).Pid
 
     # The old instances of a stubborn app (it logs 'ignoring shutdown <pid>' and stays up) each got 'shutdown'
@@ -25,22 +25,6 @@ BeforeAll {
             @(Get-OutputLine -Name $Name | Where-Object { $_ -eq "ignoring shutdown $oldPid" }).Count | Should -Be 1
             @($hostLog -match "\(pid $oldPid\) did not exit in time") | Should -HaveCount 1 -Because "old worker $oldPid was killed once the graceful timeout passed"
         }
-    }
-
-    # Starts a fixture app on a free port (passed as PORT) and returns the app with its port.
-    function Start-TestApp {
-        param(
-            [Parameter(Mandatory)] [string] $Script,
-            [Parameter(Mandatory)] [string] $Name,
-            [int] $Instances = 2,
-            [hashtable] $Environment = @{},
-            [hashtable] $StartParameters = @{}
-        )
-        $port = Get-FreePort
-        $appEnvironment = @{ PORT = "$port" } + $Environment
-        $app = Start-ClusterApp -Path (Join-Path $Fixtures $Script) -Name $Name -Instances $Instances -Environment $appEnvironment @StartParameters
-        $app.Status | Should -Be 'Online' -Because "the fixture app '$Name' must be up before it is reloaded"
-        [pscustomobject]@{ Name = $Name; Port = $port; App = $app }
     }
 
     # Instance number -> pid of the process serving it.
@@ -100,44 +84,6 @@ BeforeAll {
             return $_
         }
         throw 'The command was expected to fail, and it succeeded.'
-    }
-
-    # Runs load.js against the port until Stop-LoadClient; returns once it has had its first answers.
-    function Start-LoadClient {
-        param([Parameter(Mandatory)] [int] $Port, [Parameter(Mandatory)] [ValidateSet('keep-alive', 'close')] [string] $Connection)
-        $folder = Join-Path $TestHome ('load-' + [guid]::NewGuid().ToString('n').Substring(0, 8))
-        New-Item -ItemType Directory -Path $folder | Out-Null
-        $client = [pscustomobject]@{
-            Stop    = Join-Path $folder 'stop'
-            Ready   = Join-Path $folder 'ready'
-            Output  = Join-Path $folder 'result.json'
-            Errors  = Join-Path $folder 'stderr.txt'
-            Process = $null
-        }
-        $arguments = @(
-            (Join-Path $Fixtures 'load.js'), '--port', $Port, '--connection', $Connection, '--concurrency', 8,
-            '--stop', $client.Stop, '--ready', $client.Ready, '--ready-after', 50, '--max-seconds', 30
-        ) | ForEach-Object { if ("$_" -match '\s') { '"' + $_ + '"' } else { "$_" } } # Start-Process joins them as they are
-        $client.Process = Start-Process -FilePath $Node -ArgumentList $arguments -RedirectStandardOutput $client.Output -RedirectStandardError $client.Errors -PassThru
-        Wait-Until { (Test-Path $client.Ready) -or $client.Process.HasExited } -Because 'the load client to get its first answers'
-        if (-not (Test-Path $client.Ready)) {
-            throw "The load client exited before it got its first answers: $(Get-Content -Raw $client.Errors)"
-        }
-        $client
-    }
-
-    function Stop-LoadClient {
-        param([Parameter(Mandatory)] $Client)
-        New-Item -ItemType File -Path $Client.Stop | Out-Null
-        if (-not $Client.Process.WaitForExit(40000)) {
-            Stop-Process -Id $Client.Process.Id -Force -ErrorAction SilentlyContinue
-            throw 'The load client did not stop when asked.'
-        }
-        $json = Get-Content -Raw -Path $Client.Output -ErrorAction SilentlyContinue
-        if (-not $json) {
-            throw "The load client wrote no result: $(Get-Content -Raw $Client.Errors)"
-        }
-        $json | ConvertFrom-Json -AsHashtable
     }
 
     # The processes whose parent is the given one.
@@ -254,7 +200,7 @@ Describe 'Invoke-ClusterReload' {
     It 'reloads with progress output turned off' {
         $ProgressPreference = 'SilentlyContinue'
         $test = Start-TestApp -Script 'app.js' -Name 'quiet'
-        $oldPids = Get-InstancePid $test.App
+        $oldPids = Get-InstancePid $test
 
         $after = Invoke-ClusterReload -Name $test.Name
 
@@ -270,7 +216,7 @@ Describe 'Invoke-ClusterGracefulReload' {
 
     It "sends each old instance the 'shutdown' message once, and lets it exit on its own" {
         $test = Start-TestApp -Script 'graceful.js' -Name 'graceful'
-        $oldPids = Get-InstancePid $test.App
+        $oldPids = Get-InstancePid $test
 
         $after = Invoke-ClusterGracefulReload -Name $test.Name
 
@@ -292,7 +238,7 @@ Describe 'Invoke-ClusterGracefulReload' {
 
     It "kills old instances that ignore 'shutdown' once PM2_GRACEFUL_TIMEOUT has passed" {
         $test = Start-TestApp -Script 'stubborn.js' -Name 'stubborn-env'
-        $oldPids = Get-InstancePid $test.App
+        $oldPids = Get-InstancePid $test
         $previous = $env:PM2_GRACEFUL_TIMEOUT
         $env:PM2_GRACEFUL_TIMEOUT = '500'
         try {
@@ -307,7 +253,7 @@ Describe 'Invoke-ClusterGracefulReload' {
 
     It "kills old instances that ignore 'shutdown' once -GracefulTimeout has passed" {
         $test = Start-TestApp -Script 'stubborn.js' -Name 'stubborn-param'
-        $oldPids = Get-InstancePid $test.App
+        $oldPids = Get-InstancePid $test
 
         $after = Invoke-ClusterGracefulReload -Name $test.Name -GracefulTimeout 500
 
@@ -405,7 +351,7 @@ Describe 'Reload under load' {
         @{ Command = 'Invoke-ClusterGracefulReload'; Connection = 'keep-alive'; Script = 'graceful.js' }
     ) {
         $test = Start-TestApp -Script $Script -Name 'loaded'
-        $oldPids = Get-InstancePid $test.App
+        $oldPids = Get-InstancePid $test
         $client = Start-LoadClient -Port $test.Port -Connection $Connection
         try {
             $after = & $Command -Name $test.Name

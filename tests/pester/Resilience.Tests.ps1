@@ -11,23 +11,8 @@ BeforeAll {
     $script:TestHome = New-TestClusterHome
     Remove-Item -LiteralPath $TestHome
     $script:Fixtures = (Resolve-Path (Join-Path $PSScriptRoot '../fixtures/resilience')).Path
-    $script:Node = (Get-Command -Name node -CommandType Application -ErrorAction Stop | Select-Object -First 1).Source
     $script:Logs = Join-Path $TestHome 'logs'
-
-    # Starts a fixture on a free port (PORT) and returns the app with its port as a note property.
-    function Start-TestApp {
-        param(
-            [Parameter(Mandatory)] [string] $Script,
-            [Parameter(Mandatory)] [string] $Name,
-            [int] $Instances = 2,
-            [hashtable] $Environment = @{},
-            [hashtable] $StartParameters = @{}
-        )
-        $port = Get-FreePort
-        $app = Start-ClusterApp -Path (Join-Path $Fixtures $Script) -Name $Name -Instances $Instances `
-            -Environment (@{ PORT = "$port" } + $Environment) @StartParameters -ErrorAction Stop
-        $app | Add-Member -NotePropertyName Port -NotePropertyValue $port -PassThru
-    }
+    $script:PSDefaultParameterValues = @{ 'Start-TestApp:Fixtures' = $Fixtures }
 
     # Instance number -> pid.
     function Get-PidMap([string] $Name) {
@@ -289,17 +274,8 @@ Describe 'Scaling' {
     It 'shrinks under keep-alive load without losing a request' {
         $loaded = Start-TestApp -Script 'server.js' -Name loaded -Instances 3
         $before = Get-PidMap loaded
-        $work = Join-Path $TestHome "load-$([guid]::NewGuid().ToString('n').Substring(0, 6))"
-        $null = New-Item -ItemType Directory -Path $work
-        $stop = Join-Path $work 'stop'
-        $ready = Join-Path $work 'ready'
-        $resultFile = Join-Path $work 'result.json'
-        # 4 keep-alive connections, at most 60 s and 40000 requests.
-        $load = Start-Process -FilePath $Node -ArgumentList @((Join-Path $Fixtures 'load.js'), $loaded.Port, $stop, $ready, 4, 60, 40000, 200) `
-            -RedirectStandardOutput $resultFile -RedirectStandardError (Join-Path $work 'load.err') -PassThru
+        $load = Start-LoadClient -Port $loaded.Port -Concurrency 4 -MaxSeconds 60 -ReadyAfter 200
         try {
-            Wait-Until { Test-Path $ready } -TimeoutSeconds 30 -Because 'the load to be running'
-
             $app = Set-ClusterApp -Name loaded -Instances 1 -PassThru
             @($app.Instances.Instance) | Should -Be @(0)
             # Let the load go on against the one instance left before it stops.
@@ -307,11 +283,8 @@ Describe 'Scaling' {
             $served | Should -Be $before[0]
         }
         finally {
-            Set-Content -Path $stop -Value 'stop'
-            if (-not $load.WaitForExit(30000)) { $load.Kill() }
+            $result = Stop-LoadClient -Client $load
         }
-        $load.ExitCode | Should -Be 0 -Because (Get-Content -Raw (Join-Path $work 'load.err') -ErrorAction SilentlyContinue)
-        $result = Get-Content -Raw $resultFile | ConvertFrom-Json -AsHashtable
 
         $result['ok'] | Should -BeGreaterThan 200
         $result['failed'] | Should -Be 0 -Because "no request may fail while instances retire: $($result['errors'] | ConvertTo-Json -Compress)"
