@@ -121,7 +121,9 @@ internal sealed class FakePrimaryLauncher : IPrimaryLauncher
     /// <summary>The primary launched last.</summary>
     public FakePrimary Current => Launched.LastOrDefault() ?? throw new InvalidOperationException("No primary was launched.");
 
-    public IPrimary Launch(AppDefinition app) => Start();
+    /// <summary>The primary that runs the app's workers left by an earlier host, as the pool hands out; else a new one.</summary>
+    public IPrimary Launch(AppDefinition app) =>
+        Adoptable.FirstOrDefault(w => w.App == app.Name && w.Primary is FakePrimary { Disposed: false })?.Primary ?? Start();
 
     /// <summary>Workers that an earlier host left running, for the next host to take back.</summary>
     public List<AdoptedWorker> Adoptable { get; } = new();
@@ -175,6 +177,18 @@ internal sealed class FakePrimary : IPrimary
     public int Pid { get; }
 
     public bool Disposed => Volatile.Read(ref _disposed) != 0;
+
+    /// <summary>The keys of the workers that run on this primary now.</summary>
+    public IReadOnlyList<int> LiveKeys
+    {
+        get
+        {
+            lock (_live)
+            {
+                return _live.Order().ToArray();
+            }
+        }
+    }
 
     /// <summary>The pid the fake gave the worker with this key.</summary>
     public int PidOf(int key)
