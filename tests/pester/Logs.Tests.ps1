@@ -214,7 +214,8 @@ Describe 'Symbolic links at log paths' -Skip:$IsWindows {
 
         $failure.FullyQualifiedErrorId | Should -Be 'RestartClusterAppInstanceExited,Cluster.Commands.RestartClusterAppCommand'
         $failure.Exception.Message | Should -BeLike "*the log file $log is a symbolic link*Remove it*"
-        (Get-ClusterApp linked).Instances[0].Reason | Should -BeLike '*is a symbolic link*'
+        # Between its tries the instance waits out its restart delay, and says why it is not online.
+        Wait-Until { (Get-ClusterApp linked).Instances[0].Reason -like '*is a symbolic link*' } -Because 'the instance to say why it does not start'
         (Get-Content (Join-Path $Logs 'host.log')) -like "*did not start*$log is a symbolic link*" | Should -Not -BeNullOrEmpty -Because 'the primary reports the refusal in the host log'
         Get-Content -Raw $target | Should -BeExactly "the target, untouched$([Environment]::NewLine)"
         (Get-Item $log).LinkType | Should -Be 'SymbolicLink' -Because 'the link is left for its owner to look at'
