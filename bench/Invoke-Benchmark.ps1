@@ -11,11 +11,16 @@
       - control round trip: Get-ClusterApp in this open session vs 'pm2 jlist' as a process (medians);
       - throughput under wrk -t1 -c16, keep-alive and a new connection per request, with Cluster's
         RoundRobin and Shared scheduling, and how requests spread across instances;
-      - memory: the Cluster host plus its Node primaries vs PM2's God daemon, with 1 and with 5 apps.
+      - memory: the Cluster host plus its Node primaries vs PM2's God daemon, with 1 and with 5 apps;
+      - log tail (Cluster only): Get-ClusterLog -Tail 1000 / 10000 / 100000 of a 60 MB log, and the host's RSS
+        before, at its peak and after.
+    -Only runs the named measures alone (and writes no report, which would be partial).
     Installs PM2 (into bench/.work/pm2, PM2_HOME bench/.work/pm2-home) and wrk (Debian package) when missing.
     Every process it starts is stopped before it returns. build.ps1 -Task Bench builds the module and runs this.
 .EXAMPLE
     ./bench/Invoke-Benchmark.ps1 -ModulePath ./out/Cluster/Cluster.psd1
+.EXAMPLE
+    ./bench/Invoke-Benchmark.ps1 -ModulePath ./out/Cluster/Cluster.psd1 -Only LogTail
 #>
 [CmdletBinding()]
 param(
@@ -41,7 +46,14 @@ param(
 
     [ValidateRange(5, 500)] [int] $ControlSamples = 50,
 
-    [ValidateRange(3, 100)] [int] $JlistSamples = 20
+    [ValidateRange(3, 100)] [int] $JlistSamples = 20,
+
+    # Runs only these measures, prints them, and writes no report. All of them when left out.
+    [ValidateSet('ColdStart', 'Memory1', 'Control', 'ThroughputKeepAlive', 'ThroughputClose', 'ReloadTime',
+        'ReloadPm2KeepAlive', 'ReloadClusterKeepAlive', 'ReloadPm2Close', 'ReloadClusterClose', 'Memory5', 'LogTail')]
+    [string[]] $Only = @(),
+
+    [ValidateRange(1, 20)] [int] $LogTailSamples = 3
 )
 
 $ErrorActionPreference = 'Stop'
@@ -62,6 +74,8 @@ $SharedAppName = 'bench-shared'
 $InstanceCount = 2
 $MemoryAppCount = 5
 $MiB = 1MB
+$LogTailBytes = 60MB
+$LogTailCounts = @(1000, 10000, 100000)
 
 # What the run started, so the finally block can stop all of it.
 $script:ClusterHomes = [System.Collections.Generic.List[string]]::new()
@@ -74,6 +88,11 @@ $script:RunClock = [System.Diagnostics.Stopwatch]::StartNew()
 
 function Write-Step([string] $Message) {
     Write-Host ("==> [{0,3:N0} s] {1}" -f $script:RunClock.Elapsed.TotalSeconds, $Message)
+}
+
+# True when any of the named measures is to run (every measure runs when -Only is not given).
+function Test-Selected([string[]] $Names) {
+    $Only.Count -eq 0 -or @($Names | Where-Object { $Only -contains $_ }).Count -gt 0
 }
 
 function Invoke-Checked {
@@ -546,6 +565,61 @@ function Measure-Memory5 {
     }
 }
 
+# Peak RSS of a process since it started (VmHWM), from /proc.
+function Get-PeakRss([int] $ProcessId) {
+    $line = Get-Content "/proc/$ProcessId/status" -ErrorAction Stop | Where-Object { $_ -like 'VmHWM:*' }
+    [long] (($line -split '\s+')[1]) * 1KB
+}
+
+# Get-ClusterLog -Tail N of one instance's 60 MB log, N = 1000, 10000, 100000 (median of $LogTailSamples each),
+# with the host's RSS before, its peak over the run, and its RSS 2 s after the last tail.
+function Measure-LogTail {
+    $clusterHome = Enter-ClusterHome
+    try {
+        $port = Get-FreePort
+        $null = Start-ClusterApp -Path $AppScript -Name logtail -Instances 1 -LogMaxSize 0 -Environment @{ PORT = "$port" }
+        Wait-FirstOk "http://127.0.0.1:$port/"
+        # 100-byte numbered lines, appended (O_APPEND, as the primary writes) to the instance's log while it runs.
+        $log = Join-Path $clusterHome 'logs/logtail-0.out.log'
+        $fill = 'const fs = require("fs"); const fd = fs.openSync(process.argv[1], "a"); let n = 0, size = 0; const total = Number(process.argv[2]);' +
+            'while (size < total) { let s = ""; for (let i = 0; i < 10000; i++) { n++; const h = `log line ${n} `; s += h + "x".repeat(99 - h.length) + "\n"; }' +
+            ' fs.writeSync(fd, s); size += s.length; } fs.closeSync(fd);'
+        $null = Invoke-Checked node @('-e', $fill, $log, "$LogTailBytes")
+        $logBytes = (Get-Item $log).Length
+        $hostPid = (Get-ClusterHost).Pid
+        for ($i = 0; $i -lt 3; $i++) { $null = Get-ClusterLog logtail -Instance 0 -Tail 10 }
+        Start-Sleep -Seconds 2
+        $before = Get-Rss $hostPid
+        $peakBefore = Get-PeakRss $hostPid
+        $times = [ordered]@{}
+        foreach ($count in $LogTailCounts) {
+            $samples = [System.Collections.Generic.List[double]]::new()
+            for ($i = 0; $i -lt $LogTailSamples; $i++) {
+                $clock = [System.Diagnostics.Stopwatch]::StartNew()
+                $lines = @(Get-ClusterLog logtail -Instance 0 -Tail $count)
+                $samples.Add($clock.Elapsed.TotalMilliseconds)
+                if ($lines.Count -ne $count) { throw "Get-ClusterLog -Tail $count returned $($lines.Count) lines." }
+                $lines = $null
+            }
+            $times["$count"] = $samples.ToArray()
+            Write-Host ("    -Tail {0}: {1}" -f $count, (($samples | ForEach-Object { Format-Ms $_ }) -join ', '))
+        }
+        [GC]::Collect()
+        Start-Sleep -Seconds 2
+        [pscustomobject]@{
+            LogBytes = $logBytes
+            Times = $times
+            HostRssBefore = $before
+            HostPeak = Get-PeakRss $hostPid
+            HostPeakBefore = $peakBefore
+            HostRssAfter = Get-Rss $hostPid
+        }
+    }
+    finally {
+        Exit-ClusterHome $clusterHome
+    }
+}
+
 function Measure-ControlRoundTrip([string] $Name) {
     # Get-ClusterApp in this already-open session: warm up, then time each call.
     for ($i = 0; $i -lt 5; $i++) { $null = Get-ClusterApp }
@@ -738,7 +812,11 @@ function Get-EnvironmentFacts {
     }
     else { [System.Runtime.InteropServices.RuntimeInformation]::OSDescription }
     $kernel = if ($IsLinux) { (Invoke-Checked uname @('-r')) -join '' } else { '' }
-    $wrkVersion = (& wrk -v 2>&1 | Select-Object -First 1) -replace '\s+Copyright.*$', ''
+    $wrkVersion = if (Get-Command wrk -CommandType Application -ErrorAction SilentlyContinue) {
+        (& wrk -v 2>&1 | Select-Object -First 1) -replace '\s+Copyright.*$', ''
+    }
+    else { 'not used in this run' }
+    $pm2Package = Join-Path $Pm2Prefix 'node_modules/pm2/package.json'
     $module = Get-Module Cluster
     $commit = & git -C $RepoRoot rev-parse --short HEAD 2>$null
     [ordered]@{
@@ -746,7 +824,7 @@ function Get-EnvironmentFacts {
         CPUs = "$([Environment]::ProcessorCount)$(if ($cpuModel) { " × $cpuModel" })"
         OS = "$os$(if ($kernel) { ", kernel $kernel" })"
         Node = (Invoke-Checked node @('--version')) -join ''
-        PM2 = (Get-Content -Raw (Join-Path $Pm2Prefix 'node_modules/pm2/package.json') | ConvertFrom-Json).version
+        PM2 = if ($NeedsPm2 -and (Test-Path $pm2Package)) { (Get-Content -Raw $pm2Package | ConvertFrom-Json).version } else { 'not used in this run' }
         wrk = "$wrkVersion"
         Cluster = "$($module.Version)$(if ($commit) { " (commit $commit)" })"
         PowerShell = "$($PSVersionTable.PSVersion)"
@@ -763,7 +841,10 @@ function Get-LoadAverage {
 
 $null = New-Item -ItemType Directory -Force -Path $WorkRoot, $StatsRoot, $LogRoot
 Get-ChildItem -Path $LogRoot | Remove-Item -Recurse -Force
-Install-BenchTools
+# Every measure but the log tail runs PM2 (and wrk) beside Cluster.
+$NeedsPm2 = Test-Selected @('ColdStart', 'Memory1', 'Control', 'ThroughputKeepAlive', 'ThroughputClose', 'ReloadTime',
+    'ReloadPm2KeepAlive', 'ReloadClusterKeepAlive', 'ReloadPm2Close', 'ReloadClusterClose', 'Memory5')
+if ($NeedsPm2) { Install-BenchTools }
 Import-Module $ModulePath -Force
 $env:NO_COLOR = '1'
 $facts = Get-EnvironmentFacts
@@ -775,6 +856,7 @@ $results = @{}
 $failures = @{}
 function Invoke-Measure {
     param([string] $Name, [scriptblock] $Body)
+    if (-not (Test-Selected $Name)) { return }
     try {
         $results[$Name] = & $Body
     }
@@ -786,54 +868,67 @@ function Invoke-Measure {
 
 $mainHome = $null
 try {
-    Stop-Pm2
+    if ($NeedsPm2) { Stop-Pm2 }
 
-    Write-Step "Cold start: nothing running -> $InstanceCount instances -> first HTTP 200 ($ColdStarts each)"
-    Invoke-Measure ColdStart { Measure-ColdStart }
-
-    Write-Step "Starting '$AppName' ($InstanceCount instances) under PM2 and under Cluster (RoundRobin)"
-    $pm2Port = Get-FreePort
-    $pm2Stats = New-StatsFolder 'pm2'
-    Start-Pm2App -Name $AppName -Port $pm2Port -StatsFolder $pm2Stats
-    $mainHome = Enter-ClusterHome
-    $clusterPort = Get-FreePort
-    $clusterStats = New-StatsFolder 'cluster-rr'
-    Start-BenchClusterApp -Name $AppName -Port $clusterPort -StatsFolder $clusterStats -Scheduling RoundRobin
-    Start-Sleep -Seconds 3
-
-    Write-Step 'Memory with 1 app'
-    Invoke-Measure Memory1 { [pscustomobject]@{ Pm2 = Get-Pm2Memory; Cluster = Get-ClusterMemory } }
-
-    Write-Step "Control round trip: Get-ClusterApp x $ControlSamples in this session, pm2 jlist x $JlistSamples"
-    Invoke-Measure Control { Measure-ControlRoundTrip $AppName }
-
-    Write-Step "Throughput: wrk -t1 -c16, $LoadSeconds s per target in $LoadRounds interleaved runs, keep-alive and 'Connection: close'"
-    $sharedPort = Get-FreePort
-    $sharedStats = New-StatsFolder 'cluster-shared'
-    Start-BenchClusterApp -Name $SharedAppName -Port $sharedPort -StatsFolder $sharedStats -Scheduling Shared
-    $targets = [ordered]@{
-        pm2 = @{ Port = $pm2Port; Stats = $pm2Stats }
-        'cluster-rr' = @{ Port = $clusterPort; Stats = $clusterStats }
-        'cluster-shared' = @{ Port = $sharedPort; Stats = $sharedStats }
+    if (Test-Selected 'ColdStart') {
+        Write-Step "Cold start: nothing running -> $InstanceCount instances -> first HTTP 200 ($ColdStarts each)"
+        Invoke-Measure ColdStart { Measure-ColdStart }
     }
-    Invoke-Measure ThroughputKeepAlive { Measure-Throughput -Targets $targets }
-    Invoke-Measure ThroughputClose { Measure-Throughput -Targets $targets -NewConnections }
 
-    Write-Step "Reload wall time, $InstanceCount instances, no load ($ReloadSamples each)"
-    Invoke-Measure ReloadTime { Measure-ReloadTime $AppName }
+    $sideBySide = @('Memory1', 'Control', 'ThroughputKeepAlive', 'ThroughputClose', 'ReloadTime',
+        'ReloadPm2KeepAlive', 'ReloadClusterKeepAlive', 'ReloadPm2Close', 'ReloadClusterClose')
+    if (Test-Selected $sideBySide) {
+        Write-Step "Starting '$AppName' ($InstanceCount instances) under PM2 and under Cluster (RoundRobin)"
+        $pm2Port = Get-FreePort
+        $pm2Stats = New-StatsFolder 'pm2'
+        Start-Pm2App -Name $AppName -Port $pm2Port -StatsFolder $pm2Stats
+        $mainHome = Enter-ClusterHome
+        $clusterPort = Get-FreePort
+        $clusterStats = New-StatsFolder 'cluster-rr'
+        Start-BenchClusterApp -Name $AppName -Port $clusterPort -StatsFolder $clusterStats -Scheduling RoundRobin
+        Start-Sleep -Seconds 3
 
-    Write-Step "Failed requests during $Reloads reloads under wrk -t1 -c16"
-    Invoke-Measure ReloadPm2KeepAlive { Measure-ReloadUnderLoad -Tool pm2 -Port $pm2Port -Name $AppName }
-    Invoke-Measure ReloadClusterKeepAlive { Measure-ReloadUnderLoad -Tool cluster -Port $clusterPort -Name $AppName }
-    Invoke-Measure ReloadPm2Close { Measure-ReloadUnderLoad -Tool pm2 -Port $pm2Port -Name $AppName -NewConnections }
-    Invoke-Measure ReloadClusterClose { Measure-ReloadUnderLoad -Tool cluster -Port $clusterPort -Name $AppName -NewConnections }
+        Write-Step 'Memory with 1 app'
+        Invoke-Measure Memory1 { [pscustomobject]@{ Pm2 = Get-Pm2Memory; Cluster = Get-ClusterMemory } }
 
-    Stop-Pm2
-    Exit-ClusterHome $mainHome
-    $mainHome = $null
+        Write-Step "Control round trip: Get-ClusterApp x $ControlSamples in this session, pm2 jlist x $JlistSamples"
+        Invoke-Measure Control { Measure-ControlRoundTrip $AppName }
 
-    Write-Step "Memory with $MemoryAppCount apps ($InstanceCount instances each)"
-    Invoke-Measure Memory5 { Measure-Memory5 }
+        Write-Step "Throughput: wrk -t1 -c16, $LoadSeconds s per target in $LoadRounds interleaved runs, keep-alive and 'Connection: close'"
+        $sharedPort = Get-FreePort
+        $sharedStats = New-StatsFolder 'cluster-shared'
+        Start-BenchClusterApp -Name $SharedAppName -Port $sharedPort -StatsFolder $sharedStats -Scheduling Shared
+        $targets = [ordered]@{
+            pm2 = @{ Port = $pm2Port; Stats = $pm2Stats }
+            'cluster-rr' = @{ Port = $clusterPort; Stats = $clusterStats }
+            'cluster-shared' = @{ Port = $sharedPort; Stats = $sharedStats }
+        }
+        Invoke-Measure ThroughputKeepAlive { Measure-Throughput -Targets $targets }
+        Invoke-Measure ThroughputClose { Measure-Throughput -Targets $targets -NewConnections }
+
+        Write-Step "Reload wall time, $InstanceCount instances, no load ($ReloadSamples each)"
+        Invoke-Measure ReloadTime { Measure-ReloadTime $AppName }
+
+        Write-Step "Failed requests during $Reloads reloads under wrk -t1 -c16"
+        Invoke-Measure ReloadPm2KeepAlive { Measure-ReloadUnderLoad -Tool pm2 -Port $pm2Port -Name $AppName }
+        Invoke-Measure ReloadClusterKeepAlive { Measure-ReloadUnderLoad -Tool cluster -Port $clusterPort -Name $AppName }
+        Invoke-Measure ReloadPm2Close { Measure-ReloadUnderLoad -Tool pm2 -Port $pm2Port -Name $AppName -NewConnections }
+        Invoke-Measure ReloadClusterClose { Measure-ReloadUnderLoad -Tool cluster -Port $clusterPort -Name $AppName -NewConnections }
+
+        Stop-Pm2
+        Exit-ClusterHome $mainHome
+        $mainHome = $null
+    }
+
+    if (Test-Selected 'Memory5') {
+        Write-Step "Memory with $MemoryAppCount apps ($InstanceCount instances each)"
+        Invoke-Measure Memory5 { Measure-Memory5 }
+    }
+
+    if (Test-Selected 'LogTail') {
+        Write-Step "Log tail: Get-ClusterLog -Tail $($LogTailCounts -join ' / ') of a $(Format-MB $LogTailBytes) log ($LogTailSamples each)"
+        Invoke-Measure LogTail { Measure-LogTail }
+    }
 }
 finally {
     foreach ($process in @($script:WrkRuns)) {
@@ -852,6 +947,7 @@ $loadAfter = Get-LoadAverage
 # True when every named measure produced a result; otherwise a row that says which failed and why.
 function Test-Measured {
     param([string[]] $Names, [string] $Measure, [string] $Target = '—', [System.Collections.Generic.List[object]] $Into)
+    if (-not (Test-Selected $Names)) { return $false } # not asked for in this run (-Only)
     $missing = @($Names | Where-Object { -not $results.ContainsKey($_) })
     if (-not $missing) { return $true }
     $why = ($missing | ForEach-Object { "$_ failed: $(if ($failures.ContainsKey($_)) { $failures[$_] } else { 'not run' })" }) -join '; '
@@ -933,6 +1029,16 @@ foreach ($case in $memoryCases) {
     }
 }
 
+$measure = "Get-ClusterLog -Tail N of one instance's $(Format-MB $LogTailBytes) log, N = $($LogTailCounts -join ' / ') (median of $LogTailSamples)"
+if (Test-Measured @('LogTail') $measure '—' $rows) {
+    $tail = $results.LogTail
+    $medians = @($LogTailCounts | ForEach-Object { Get-Median $tail.Times["$_"] })
+    $rows.Add((New-Row -Measure $measure -Pm2 'not measured' -Cluster (($medians | ForEach-Object { Format-Ms $_ }) -join ' / ')))
+    $rows.Add((New-Row -Measure "Host RSS around those tails: before / peak / 2 s after" -Pm2 'not measured' `
+                -Cluster ('{0} / {1} / {2}' -f (Format-MB $tail.HostRssBefore), (Format-MB $tail.HostPeak), (Format-MB $tail.HostRssAfter)) `
+                -Target 'after ≤ before + 5 MB' -Met ($tail.HostRssAfter -le $tail.HostRssBefore + 5MB)))
+}
+
 $distribution = [System.Collections.Generic.List[object]]::new()
 foreach ($case in @(
         @{ Label = 'keep-alive'; Name = 'ThroughputKeepAlive' }
@@ -998,6 +1104,13 @@ foreach ($name in 'ReloadClusterKeepAlive', 'ReloadClusterClose', 'ReloadPm2Keep
         $notes.Add("A reload failed during $name`: $message")
     }
 }
+if ($results.ContainsKey('LogTail')) {
+    $tail = $results.LogTail
+    $small = Get-Median $tail.Times["$($LogTailCounts[1])"]
+    $large = Get-Median $tail.Times["$($LogTailCounts[2])"]
+    $notes.Add(('Log tail: {0}× the lines took {1:N1}× the time ({2} for {3:N0} lines, {4} for {5:N0}) in a {6} file, PowerShell making the lines into objects included. The host peaked at {7} (it had peaked at {8} before the tails).' -f `
+                ($LogTailCounts[2] / $LogTailCounts[1]), ($large / $small), (Format-Ms $small), $LogTailCounts[1], (Format-Ms $large), $LogTailCounts[2], (Format-MB $tail.LogBytes), (Format-MB $tail.HostPeak), (Format-MB $tail.HostPeakBefore)))
+}
 foreach ($name in $failures.Keys | Sort-Object) {
     $notes.Add("The measure $name failed: $($failures[$name])")
 }
@@ -1057,6 +1170,10 @@ $sections.Add(@"
 - **Memory**: resident set size (RSS) of idle apps after a 3 s settle: the PM2 God daemon (its pid file) vs the
   Cluster host (``Get-ClusterHost``) plus its Node primaries (the parent processes of the workers). Worker RSS is
   listed for information only: PM2 loads its agent into every worker, Cluster loads a small drain preload.
+- **Log tail**: one instance of bench/app.js, its log filled to $(Format-MB $LogTailBytes) with 100-byte lines while it
+  runs, then ``Get-ClusterLog -Instance 0 -Tail N`` in this session (the lines as PowerShell objects included),
+  $LogTailSamples times per N. Host RSS is read before the first tail and 2 s after the last one; the peak is the
+  host's VmHWM (/proc), which covers its whole life.
 
 ## Notes
 
@@ -1069,7 +1186,10 @@ Write-Host $table
 if ($distribution.Count) { Write-Host ''; Write-Host (ConvertTo-MarkdownTable $distribution) }
 if ($reloadRuns.Count) { Write-Host ''; Write-Host (ConvertTo-MarkdownTable $reloadRuns) }
 foreach ($note in $notes) { Write-Host "- $note" }
-if ($ReportPath) {
+if ($Only.Count -gt 0) {
+    Write-Step "Ran $($Only -join ', ') only (-Only): no report written"
+}
+elseif ($ReportPath) {
     $full = [IO.Path]::GetFullPath($ReportPath)
     $null = New-Item -ItemType Directory -Force -Path (Split-Path $full)
     Set-Content -Path $full -Value $report -Encoding utf8NoBOM -NoNewline

@@ -25,9 +25,9 @@
 // ends what it started, after the same grace the instance had. A cluster worker still exits with its primary
 // (through its IPC channel). Windows has no process groups: the final kill there ends the worker's process tree.
 //
-// Workers' stdout and stderr come through pipes and are appended here to the instance's log files, so an old
-// and a new worker of one instance write to the same file, and a file past its size limit is rotated
-// (app-0.out.log -> app-0.out.log.1 -> ...) without losing a line.
+// Workers' stdout and stderr come through pipes and are appended here to the instance's log files, in whole lines,
+// so an old and a new worker of one instance write to the same file, and a file past its size limit is rotated
+// (app-0.out.log -> app-0.out.log.1 -> ...) between two lines, without losing or splitting one.
 
 const cluster = require('node:cluster');
 const childProcess = require('node:child_process');
@@ -39,7 +39,7 @@ const readline = require('node:readline');
 const options = parseArguments(process.argv.slice(2));
 const token = takeToken();
 const workers = new Map(); // key -> { process, send(message), disconnect(), app, instance, ready, started }
-const logs = new Map(); // path -> { fd, size, users }
+const logs = new Map(); // path -> { path, fd, size, users, failing }
 let host = null; // the host's connection, while there is one
 const ownGroups = process.platform !== 'win32';
 
@@ -182,85 +182,175 @@ function spawnChild(cmd, stdio) {
   return child;
 }
 
+// A line longer than this, with no newline yet, is written in pieces of at most this many bytes, each ended by a
+// newline: holding a line back until its newline must not let one endless line grow the primary's memory.
+const LOG_LINE_MAX_BYTES = 64 * 1024;
+const NEWLINE = 10;
+const NEWLINE_BYTES = Buffer.from('\n');
+
+// O_NOFOLLOW: a symbolic link planted at a log path is refused (ELOOP), never written through.
+function openLogFile(path) {
+  try {
+    return fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | (fs.constants.O_NOFOLLOW || 0), 0o600);
+  } catch (error) {
+    if (error.code === 'ELOOP') {
+      throw new Error(`the log file ${path} is a symbolic link; logs are never written through one. Remove it.`);
+    }
+    throw new Error(`cannot open the log file ${path}: ${error.message}`);
+  }
+}
+
 function openLog(path) {
   let log = logs.get(path);
   if (!log) {
-    const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | (fs.constants.O_NOFOLLOW || 0), 0o600);
-    let size;
-    try {
-      size = fs.fstatSync(fd).size;
-    } catch (error) {
-      fs.closeSync(fd);
-      throw error;
-    }
-    log = { fd, size, users: 0 };
+    const fd = openLogFile(path);
+    log = { path, fd, size: fs.fstatSync(fd).size, users: 0, failing: false };
     logs.set(path, log);
   }
   log.users++;
   return log;
 }
 
-function releaseLog(path) {
-  const log = logs.get(path);
-  if (log && --log.users === 0) {
-    fs.closeSync(log.fd);
-    logs.delete(path);
-  }
+function releaseLog(log) {
+  if (--log.users > 0) return;
+  if (log.fd !== null) fs.closeSync(log.fd);
+  logs.delete(log.path);
 }
 
-function rotate(path, log, keep) {
-  fs.closeSync(log.fd);
-  for (let i = keep - 1; i >= 1; i--) {
-    if (fs.existsSync(`${path}.${i}`)) fs.renameSync(`${path}.${i}`, `${path}.${i + 1}`);
+// Said once until writing works again, so that a log that cannot be written does not flood the host log.
+function logFailed(log, error) {
+  if (!log.failing) process.stderr.write(`cannot write ${log.path}: ${error.message}\n`);
+  log.failing = true;
+}
+
+// app-0.out.log -> .1 -> .2 ... (renames move links, never follow them); with no file to keep, the file is emptied.
+function rotate(log, keep) {
+  if (keep < 1) {
+    fs.ftruncateSync(log.fd, 0);
+    log.size = 0;
+    return;
   }
-  if (keep >= 1) fs.renameSync(path, `${path}.1`);
-  else fs.truncateSync(path, 0);
-  log.fd = fs.openSync(path, 'a');
+  fs.closeSync(log.fd);
+  log.fd = null;
+  for (let i = keep - 1; i >= 1; i--) {
+    if (fs.existsSync(`${log.path}.${i}`)) fs.renameSync(`${log.path}.${i}`, `${log.path}.${i + 1}`);
+  }
+  fs.renameSync(log.path, `${log.path}.1`);
+  log.fd = openLogFile(log.path);
   log.size = 0;
 }
 
-// The log is opened already (see fork): it is let go when the stream closes.
-function appendTo(path, log, stream, cmd) {
+function writeAll(fd, data) {
+  for (let done = 0; done < data.length;) done += fs.writeSync(fd, data, done, data.length - done);
+}
+
+// Writes whole lines (data ends with a newline), rotating between two lines before the file would pass its
+// limit, so that no line is ever split across two files. A single line longer than the limit gets a file of its own.
+function writeLines(log, data, cmd) {
+  const max = cmd.logMaxBytes > 0 ? cmd.logMaxBytes : Infinity;
+  let start = 0;
+  while (start < data.length) {
+    if (log.fd === null) {
+      // A rotation that could not open the new file: tried again with each write.
+      log.fd = openLogFile(log.path);
+      log.size = fs.fstatSync(log.fd).size;
+    }
+    let end = data.length;
+    if (log.size + (end - start) > max) {
+      const room = max - log.size;
+      const lastFitting = room > 0 ? data.lastIndexOf(NEWLINE, start + room - 1) : -1;
+      if (lastFitting >= start) {
+        end = lastFitting + 1;
+      } else if (log.size > 0) {
+        rotate(log, cmd.logKeep || 0);
+        continue;
+      } else {
+        end = data.indexOf(NEWLINE, start) + 1;
+      }
+    }
+    writeAll(log.fd, data.subarray(start, end));
+    log.size += end - start;
+    start = end;
+  }
+}
+
+// Where to cut a line that is too long: at most LOG_LINE_MAX_BYTES, and never inside a UTF-8 character.
+function cutPoint(data) {
+  let cut = LOG_LINE_MAX_BYTES;
+  while (cut > 0 && (data[cut] & 0xc0) === 0x80) cut--;
+  return cut > 0 ? cut : LOG_LINE_MAX_BYTES;
+}
+
+// A stream's output goes to its log in whole lines only: the unfinished last line of a chunk waits for its newline
+// (or the stream's end), so that the lines of two workers writing to one file never mix and a rotation never tears one.
+function appendTo(log, stream, cmd) {
   if (!stream) {
-    releaseLog(path);
+    releaseLog(log);
     return;
   }
-  stream.on('data', (chunk) => {
+  let partial = null;
+  const write = (data) => {
     try {
-      // Rotated before a write would take the file past its limit, so no file grows much beyond it.
-      if (cmd.logMaxBytes > 0 && log.size > 0 && log.size + chunk.length > cmd.logMaxBytes) rotate(path, log, cmd.logKeep || 0);
-      fs.writeSync(log.fd, chunk);
-      log.size += chunk.length;
+      writeLines(log, data, cmd);
+      log.failing = false;
     } catch (error) {
-      process.stderr.write(`cannot write ${path}: ${error.message}\n`);
+      logFailed(log, error);
     }
+  };
+  stream.on('data', (chunk) => {
+    const data = partial ? Buffer.concat([partial, chunk]) : chunk;
+    partial = null;
+    let unwritten = 0; // where the whole lines not written yet begin
+    let line = 0; // where the current line begins
+    for (;;) {
+      const newline = data.indexOf(NEWLINE, line);
+      const end = newline < 0 ? data.length : newline;
+      if (end - line > LOG_LINE_MAX_BYTES) {
+        const cut = line + cutPoint(data.subarray(line));
+        write(Buffer.concat([data.subarray(unwritten, cut), NEWLINE_BYTES]));
+        unwritten = line = cut;
+        continue;
+      }
+      if (newline < 0) break;
+      line = newline + 1;
+    }
+    if (line > unwritten) write(data.subarray(unwritten, line));
+    if (line < data.length) partial = Buffer.from(data.subarray(line)); // a copy: the chunk it came from is not kept alive
   });
-  stream.on('close', () => releaseLog(path));
+  stream.on('close', () => {
+    if (partial) write(Buffer.concat([partial, NEWLINE_BYTES]));
+    partial = null;
+    releaseLog(log);
+  });
 }
 
 // The logs are opened before the process is started: a log that cannot be opened (no space, no permission)
 // means the instance does not start, rather than a worker that runs on while it is reported as failed.
 function fork(cmd) {
+  // The logs are opened first: a worker whose output has nowhere to go is not started.
   const opened = [];
   try {
-    for (const path of [cmd.out, cmd.err]) opened.push({ path, log: openLog(path) });
+    opened.push(openLog(cmd.out));
+    opened.push(openLog(cmd.err));
   } catch (error) {
-    for (const { path } of opened) releaseLog(path);
+    opened.forEach(releaseLog);
+    process.stderr.write(`did not start ${cmd.key}: ${error.message}\n`);
     emit({ event: 'exit', key: cmd.key, code: null, signal: null, error: error.message });
     return;
   }
+  const [out, err] = opened;
   let proc;
   try {
     const stdio = ['ignore', 'pipe', 'pipe', 'ipc'];
     proc = cmd.mode === 'cluster' ? forkClusterWorker(cmd, stdio) : spawnChild(cmd, stdio);
   } catch (error) {
-    for (const { path } of opened) releaseLog(path);
+    opened.forEach(releaseLog);
     workers.delete(cmd.key);
     emit({ event: 'exit', key: cmd.key, code: null, signal: null, error: error.message });
     return;
   }
-  appendTo(opened[0].path, opened[0].log, proc.stdout, cmd);
-  appendTo(opened[1].path, opened[1].log, proc.stderr, cmd);
+  appendTo(out, proc.stdout, cmd);
+  appendTo(err, proc.stderr, cmd);
 }
 
 function signal(worker, name) {

@@ -1,19 +1,24 @@
-using System.Text;
 using Cluster.Protocol;
+using Microsoft.Win32.SafeHandles;
 
 namespace Cluster.Host;
 
 /// <summary>
 /// The log files of an app's instances (all, or one): their last lines, then what is written to them from
 /// then on (Get-ClusterLog -Follow). The tail ends where following starts, so no line is lost or repeated.
+/// Each file is followed by its open handle, across rotations: when the path moves on to a new file, the old one
+/// (and any rotated after it meanwhile) is read to its end before the new one is read from its start.
 /// </summary>
-internal sealed class AppLogs
+internal sealed class AppLogs : IDisposable
 {
-    private readonly HostPaths _paths;
+    /// <summary>Lines go out in frames of about this many bytes of text, so that a large tail never sits whole in memory.</summary>
+    public const int BatchBytes = 256 * 1024;
+
+    /// <summary>At most this much of one file is read by one <see cref="ReadNew"/>; the rest is read by the next.</summary>
+    private const long ReadBudgetBytes = 8 * 1024 * 1024;
+
     private readonly string _app;
-    private readonly IReadOnlyList<int> _instances;
-    private readonly int? _instance;
-    private readonly Dictionary<string, long> _offsets = new();
+    private readonly List<FollowedLog> _logs = new();
 
     /// <param name="instances">The app's instances, as its loop gave them.</param>
     public AppLogs(HostPaths paths, string app, IReadOnlyList<int> instances, int? instance)
@@ -27,75 +32,292 @@ internal sealed class AppLogs
                 wanted.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
 
-        _paths = paths;
         _app = app;
-        _instances = instances;
-        _instance = instance;
-        foreach (var (path, _, _) in Files())
+        foreach (int i in instances.Where(i => instance is null || i == instance))
         {
-            _offsets[path] = LogTail.LengthOf(path);
+            _logs.Add(new FollowedLog(paths.OutLog(app, i), i, "out"));
+            _logs.Add(new FollowedLog(paths.ErrorLog(app, i), i, "err"));
         }
     }
 
-    /// <summary>The last lines of each stream of each instance, up to where following starts.</summary>
-    public List<LogLineInfo> Tail(int count)
+    /// <summary>
+    /// The last lines of each stream of each instance, up to where following starts, handed to
+    /// <paramref name="write"/> in batches of about <see cref="BatchBytes"/>.
+    /// </summary>
+    public async Task TailAsync(int count, Func<List<LogLineInfo>, Task> write, CancellationToken cancel)
     {
-        var lines = new List<LogLineInfo>();
-        foreach (var (path, instance, stream) in Files())
+        var batch = new Batch(this, write, cancel);
+        foreach (FollowedLog log in _logs)
         {
-            lines.AddRange(LogTail.Read(path, count, to: _offsets.GetValueOrDefault(path)).Select(text => Line(instance, stream, text)));
-        }
-
-        return lines;
-    }
-
-    /// <summary>The whole lines written since the last call (or since this was made).</summary>
-    public List<LogLineInfo> ReadNew()
-    {
-        var lines = new List<LogLineInfo>();
-        foreach (var (path, instance, stream) in Files())
-        {
-            long length = LogTail.LengthOf(path);
-            long from = _offsets.GetValueOrDefault(path);
-            if (length < from)
+            foreach (string text in log.Tail(count))
             {
-                from = 0; // rotated or truncated
+                await batch.AddAsync(log, text).ConfigureAwait(false);
+            }
+        }
+
+        await batch.FlushAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>The whole lines written since the last call (or since this was made), handed over in batches.</summary>
+    public async Task ReadNewAsync(Func<List<LogLineInfo>, Task> write, CancellationToken cancel)
+    {
+        var batch = new Batch(this, write, cancel);
+        foreach (FollowedLog log in _logs)
+        {
+            foreach (string text in log.ReadNew(ReadBudgetBytes))
+            {
+                await batch.AddAsync(log, text).ConfigureAwait(false);
+            }
+        }
+
+        await batch.FlushAsync().ConfigureAwait(false);
+    }
+
+    public void Dispose()
+    {
+        foreach (FollowedLog log in _logs)
+        {
+            log.Dispose();
+        }
+    }
+
+    private LogLineInfo Line(FollowedLog log, string text) =>
+        new() { App = _app, Instance = log.Instance, Stream = log.Stream, Text = text };
+
+    private sealed class Batch
+    {
+        private readonly AppLogs _owner;
+        private readonly Func<List<LogLineInfo>, Task> _write;
+        private readonly CancellationToken _cancel;
+        private List<LogLineInfo> _lines = new();
+        private long _bytes;
+
+        public Batch(AppLogs owner, Func<List<LogLineInfo>, Task> write, CancellationToken cancel)
+        {
+            _owner = owner;
+            _write = write;
+            _cancel = cancel;
+        }
+
+        public async Task AddAsync(FollowedLog log, string text)
+        {
+            _lines.Add(_owner.Line(log, text));
+            _bytes += text.Length + 64;
+            if (_bytes >= BatchBytes)
+            {
+                await FlushAsync().ConfigureAwait(false);
+            }
+        }
+
+        public async Task FlushAsync()
+        {
+            if (_lines.Count == 0)
+            {
+                return;
             }
 
-            if (length == from)
+            _cancel.ThrowIfCancellationRequested();
+            List<LogLineInfo> full = _lines;
+            _lines = new List<LogLineInfo>();
+            _bytes = 0;
+            await _write(full).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>One log path, followed by handle: the file being read, and files rotated after it still to read.</summary>
+    private sealed class FollowedLog : IDisposable
+    {
+        private readonly Queue<OpenFile> _rotated = new(); // newer than _current, oldest first; the last one is at the path
+        private OpenFile? _current;
+
+        public FollowedLog(string path, int instance, string stream)
+        {
+            Path = path;
+            Instance = instance;
+            Stream = stream;
+            _current = OpenFile.At(path);
+            if (_current is { } file)
             {
-                continue;
+                file.Offset = RandomAccess.GetLength(file.Handle);
+            }
+        }
+
+        public string Path { get; }
+
+        public int Instance { get; }
+
+        public string Stream { get; }
+
+        /// <summary>The last lines before the offset following starts at.</summary>
+        public IEnumerable<string> Tail(int count)
+        {
+            if (_current is not { } file || count <= 0)
+            {
+                yield break;
             }
 
-            string text = ReadRange(path, from, length, out long consumed);
-            _offsets[path] = from + consumed;
-            lines.AddRange(LogTail.SplitLines(text).Select(t => Line(instance, stream, t)));
+            long start = LogTail.StartOfLastLines(file.Handle, count, 0, file.Offset);
+            foreach (LogLine line in LogTail.ReadLines(file.Handle, start, file.Offset, withUnterminated: true))
+            {
+                yield return line.Text;
+            }
         }
 
-        return lines;
-    }
-
-    private LogLineInfo Line(int instance, string stream, string text) =>
-        new() { App = _app, Instance = instance, Stream = stream, Text = text };
-
-    private IEnumerable<(string Path, int Instance, string Stream)> Files()
-    {
-        foreach (int instance in _instances.Where(i => _instance is null || i == _instance))
+        /// <summary>Whole lines since the last call, at most about <paramref name="budget"/> bytes of them.</summary>
+        public IEnumerable<string> ReadNew(long budget)
         {
-            yield return (_paths.OutLog(_app, instance), instance, "out");
-            yield return (_paths.ErrorLog(_app, instance), instance, "err");
+            while (budget > 0)
+            {
+                if (_current is null)
+                {
+                    _current = OpenFile.At(Path);
+                    if (_current is null)
+                    {
+                        yield break;
+                    }
+                }
+
+                OpenFile file = _current;
+                long length = RandomAccess.GetLength(file.Handle);
+                if (length < file.Offset)
+                {
+                    file.Offset = 0; // emptied in place (a rotation that keeps no file)
+                }
+
+                long until = Math.Min(length, file.Offset + budget);
+                long before = file.Offset;
+                foreach (LogLine line in LogTail.ReadLines(file.Handle, file.Offset, until, withUnterminated: false))
+                {
+                    file.Offset = line.End;
+                    yield return line.Text;
+                }
+
+                budget -= file.Offset - before;
+                if (until < length && file.Offset > before)
+                {
+                    continue; // more whole lines than this step read
+                }
+
+                if (_rotated.Count == 0 && !FindRotation(file))
+                {
+                    yield break; // still the file at the path: what is left is a line being written
+                }
+
+                // The writer is done with this file: what is left of it is read, then the next file from its start.
+                foreach (LogLine line in LogTail.ReadLines(file.Handle, file.Offset, long.MaxValue, withUnterminated: true))
+                {
+                    file.Offset = line.End;
+                    budget -= line.Text.Length;
+                    yield return line.Text;
+                }
+
+                file.Dispose();
+                _current = _rotated.Dequeue();
+            }
+        }
+
+        public void Dispose()
+        {
+            _current?.Dispose();
+            while (_rotated.TryDequeue(out OpenFile? file))
+            {
+                file.Dispose();
+            }
+        }
+
+        /// <summary>
+        /// Whether the path has moved on from <paramref name="file"/>; if so, the files after it (the rotated
+        /// path.N ... path.1 newer than it, then the file at the path) are opened, oldest first, into the queue.
+        /// The primary rotates path.N-1 to path.N ... path to path.1, so <paramref name="file"/> is found by identity
+        /// among the numbered ones; a rotation during the look (names shift) is seen, and the look is done again.
+        /// </summary>
+        private bool FindRotation(OpenFile file)
+        {
+            for (int attempt = 0; attempt < 5; attempt++)
+            {
+                FileIdentity? atPath = FileIdentity.OfPath(Path);
+                if (atPath is null)
+                {
+                    return false; // between the rename and the new file: looked at again next time
+                }
+
+                if (atPath == file.Identity)
+                {
+                    return false;
+                }
+
+                // The numbered files newer than this one: path.1, path.2, ... up to the one that is this file.
+                var newer = new List<(string Path, FileIdentity Identity)>();
+                bool found = false;
+                for (int n = 1; n <= 1001; n++)
+                {
+                    string numbered = $"{Path}.{n}";
+                    FileIdentity? identity = FileIdentity.OfPath(numbered);
+                    if (identity is null || identity == file.Identity)
+                    {
+                        found = identity is not null;
+                        break;
+                    }
+
+                    newer.Add((numbered, identity.Value));
+                }
+
+                if (!found)
+                {
+                    // Removed (rotated past the files kept) before it was found: what came between is gone, so
+                    // following goes on with the file at the path.
+                    newer.Clear();
+                }
+
+                newer.Reverse();
+                newer.Add((Path, atPath.Value));
+                var opened = new List<OpenFile>();
+                foreach ((string path, FileIdentity identity) in newer)
+                {
+                    OpenFile? next = OpenFile.At(path);
+                    if (next is null || next.Identity != identity)
+                    {
+                        next?.Dispose();
+                        break; // renamed meanwhile
+                    }
+
+                    opened.Add(next);
+                }
+
+                if (opened.Count == newer.Count)
+                {
+                    foreach (OpenFile next in opened)
+                    {
+                        _rotated.Enqueue(next);
+                    }
+
+                    return true;
+                }
+
+                opened.ForEach(o => o.Dispose());
+            }
+
+            return false;
         }
     }
 
-    /// <summary>Reads whole lines only: a line still being written is left for the next read.</summary>
-    private static string ReadRange(string path, long from, long to, out long consumed)
+    private sealed class OpenFile : IDisposable
     {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        stream.Position = from;
-        var buffer = new byte[(int)Math.Min(to - from, 4 * 1024 * 1024)];
-        int read = stream.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
-        int lastNewline = Array.LastIndexOf(buffer, (byte)'\n', Math.Max(0, read - 1));
-        consumed = lastNewline < 0 ? 0 : lastNewline + 1;
-        return Encoding.UTF8.GetString(buffer, 0, (int)consumed);
+        private OpenFile(SafeFileHandle handle)
+        {
+            Handle = handle;
+            Identity = FileIdentity.OfHandle(handle);
+        }
+
+        public SafeFileHandle Handle { get; }
+
+        public FileIdentity Identity { get; }
+
+        /// <summary>Where the next unread line begins.</summary>
+        public long Offset { get; set; }
+
+        public static OpenFile? At(string path) => LogTail.OpenRead(path) is { } handle ? new OpenFile(handle) : null;
+
+        public void Dispose() => Handle.Dispose();
     }
 }

@@ -14,6 +14,11 @@ internal sealed class ControlServer
     public const int MaxFrameBytes = Limits.MaxRequestBytes;
     public static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(30);
 
+    /// <summary>How much of a refused oversized frame is read past the limit, and for how long, before the connection is closed.</summary>
+    private const long MaxSkippedBytes = 64L * 1024 * 1024;
+
+    private static readonly TimeSpan SkipTimeout = TimeSpan.FromSeconds(10);
+
     /// <summary>
     /// Connections served at once. The others wait in the socket's backlog, unaccepted, so that thousands of idle
     /// connections cost the host nothing but kernel buffers (each served one holds a pipe, a frame buffer and a task).
@@ -150,6 +155,7 @@ internal sealed class ControlServer
             catch (FrameTooLargeException e)
             {
                 await RefuseAsync(writer, "FrameTooLarge", ErrorCategories.LimitsExceeded, e.Message).ConfigureAwait(false);
+                await SkipRefusedFrameAsync(reader, stop).ConfigureAwait(false);
                 return null;
             }
             catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException)
@@ -165,6 +171,24 @@ internal sealed class ControlServer
         }
 
         return request;
+    }
+
+    /// <summary>
+    /// Closing while the client still writes the refused frame would break its write (EPIPE) and could lose the
+    /// refusal; so the rest of the frame is read and dropped first, bounded in bytes and time.
+    /// </summary>
+    private static async Task SkipRefusedFrameAsync(FrameReader reader, CancellationToken stop)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        limit.CancelAfter(SkipTimeout);
+        try
+        {
+            await reader.SkipFrameAsync(MaxSkippedBytes, limit.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException)
+        {
+            // Too slow, or gone: the connection is closed as it is.
+        }
     }
 
     private static Request? Parse(string line)

@@ -7,7 +7,7 @@ namespace Cluster.Host;
 internal sealed class FrameTooLargeException : Exception
 {
     public FrameTooLargeException(int limit)
-        : base($"A request is larger than {limit} bytes.")
+        : base($"A request is larger than {limit} bytes, the most the host reads. Send less: a smaller -Environment, fewer or shorter arguments.")
     {
     }
 }
@@ -48,6 +48,42 @@ internal sealed class FrameReader
             if (read == 0)
             {
                 return null;
+            }
+
+            _end = read;
+        }
+    }
+
+    /// <summary>
+    /// Reads and drops the rest of the frame being read (after <see cref="FrameTooLargeException"/>), up to its newline
+    /// or the end of the stream, at most <paramref name="maxBytes"/>: a client still writing a frame the host refused
+    /// can finish its write and read the refusal, instead of finding the connection broken under it.
+    /// </summary>
+    /// <returns>False when the frame went on past <paramref name="maxBytes"/>.</returns>
+    public async Task<bool> SkipFrameAsync(long maxBytes, CancellationToken cancel)
+    {
+        _line.SetLength(0);
+        long skipped = 0;
+        while (true)
+        {
+            int newline = Array.IndexOf(_buffer, (byte)'\n', _start, _end - _start);
+            if (newline >= 0)
+            {
+                _start = newline + 1;
+                return true;
+            }
+
+            skipped += _end - _start;
+            _start = _end = 0;
+            if (skipped > maxBytes)
+            {
+                return false;
+            }
+
+            int read = await _stream.ReadAsync(_buffer.AsMemory(), cancel).ConfigureAwait(false);
+            if (read == 0)
+            {
+                return true;
             }
 
             _end = read;

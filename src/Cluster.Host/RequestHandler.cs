@@ -58,7 +58,7 @@ internal sealed class RequestHandler
         {
             _requestShutdown();
         }
-        else if (request.Command is not (CommandNames.Ping or CommandNames.List or CommandNames.HostInfo or CommandNames.Logs))
+        else if (request.Command is not (CommandNames.Ping or CommandNames.List or CommandNames.HostInfo))
         {
             ReturnFreeMemory();
         }
@@ -138,25 +138,38 @@ internal sealed class RequestHandler
         return Apps(app);
     }
 
+    /// <summary>
+    /// The tail, then with -Follow what is written from then on, in frames of a bounded size: the client reads them
+    /// as they come, so a large tail never sits whole in the host's memory.
+    /// </summary>
     private async Task<Frame> LogsAsync(string name, LogQuery query, FrameWriter writer, Task clientGone)
     {
         StartSpecValidator.ValidateLogQuery(query);
-        AppLogs logs = await _supervisor.LogsOfAsync(name, query.Instance).ConfigureAwait(false);
-        List<LogLineInfo> tail = logs.Tail(query.Tail);
-        if (!query.Follow)
+        using AppLogs logs = await _supervisor.LogsOfAsync(name, query.Instance).ConfigureAwait(false);
+        // Not disposed, as in ReloadAsync: the client goes (and this cancels) after the reply too.
+        var cancel = new CancellationTokenSource();
+        _ = clientGone.ContinueWith(_ => cancel.Cancel(), TaskScheduler.Default);
+        async Task Send(List<LogLineInfo> lines)
         {
-            return new Frame { Lines = tail };
+            await writer.WriteAsync(new Frame { Lines = lines }).ConfigureAwait(false);
+            if (writer.ClientGone)
+            {
+                await cancel.CancelAsync().ConfigureAwait(false);
+            }
         }
 
-        await writer.WriteAsync(new Frame { Lines = tail }).ConfigureAwait(false);
-        while (!clientGone.IsCompleted && !writer.ClientGone)
+        try
         {
-            await Task.WhenAny(clientGone, Task.Delay(FollowInterval)).ConfigureAwait(false);
-            List<LogLineInfo> fresh = logs.ReadNew();
-            if (fresh.Count > 0)
+            await logs.TailAsync(query.Tail, Send, cancel.Token).ConfigureAwait(false);
+            while (query.Follow && !cancel.IsCancellationRequested && !clientGone.IsCompleted)
             {
-                await writer.WriteAsync(new Frame { Lines = fresh }).ConfigureAwait(false);
+                await Task.WhenAny(clientGone, Task.Delay(FollowInterval)).ConfigureAwait(false);
+                await logs.ReadNewAsync(Send, cancel.Token).ConfigureAwait(false);
             }
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            // The client has gone: there is nobody to send the rest to.
         }
 
         return new Frame();

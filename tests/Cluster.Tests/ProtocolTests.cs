@@ -117,55 +117,6 @@ public sealed class ProtocolTests
         Assert.True(endless.Position < 1024 * 1024, $"The reader read {endless.Position} bytes before it refused the frame.");
     }
 
-    [Fact]
-    public void LogTail_returns_the_last_lines()
-    {
-        using var folder = new TempFolder();
-        string log = folder.WriteFile("app-0.out.log", string.Concat(Enumerable.Range(1, 10).Select(i => $"line {i}\r\n")));
-
-        Assert.Equal(new[] { "line 8", "line 9", "line 10" }, LogTail.Read(log, 3));
-        Assert.Equal(10, LogTail.Read(log, 50).Count);
-        Assert.Empty(LogTail.Read(log, 0));
-        Assert.Empty(LogTail.Read(folder.Combine("missing.log"), 5));
-    }
-
-    [Fact]
-    public void LogTail_reads_back_across_chunks_of_a_large_file()
-    {
-        using var folder = new TempFolder();
-        string log = folder.WriteFile("big.log", string.Concat(Enumerable.Range(1, 20_000).Select(i => $"line number {i:D6}\n")));
-
-        IReadOnlyList<string> lines = LogTail.Read(log, 9_000);
-
-        Assert.Equal(9_000, lines.Count);
-        Assert.Equal("line number 011001", lines[0]);
-        Assert.Equal("line number 020000", lines[^1]);
-    }
-
-    [Fact]
-    public void LogTail_reads_nothing_before_its_from_offset()
-    {
-        using var folder = new TempFolder();
-        string log = folder.WriteFile("app-0.err.log", "old 1\nold 2\n");
-        long offset = LogTail.LengthOf(log);
-        File.AppendAllText(log, "new 1\nnew 2\n");
-
-        Assert.Equal(new[] { "new 1", "new 2" }, LogTail.Read(log, 20, offset));
-        Assert.Equal(new[] { "new 2" }, LogTail.Read(log, 1, offset));
-        Assert.Equal(4, LogTail.Read(log, 20).Count);
-    }
-
-    [Fact]
-    public void LogTail_reads_a_file_rotated_since_the_offset_from_its_start()
-    {
-        using var folder = new TempFolder();
-        string log = folder.WriteFile("app-0.err.log", string.Concat(Enumerable.Range(1, 50).Select(i => $"before rotation {i}\n")));
-        long offset = LogTail.LengthOf(log);
-        File.WriteAllText(log, "after rotation\n");
-
-        Assert.Equal(new[] { "after rotation" }, LogTail.Read(log, 20, offset));
-    }
-
     /// <summary>A stream that hands out its bytes a few at a time, as a socket may.</summary>
     private sealed class TrickleStream : Stream
     {

@@ -1,7 +1,8 @@
 #Requires -Version 7.0
 # The control endpoint under hostile input: a raw client (tests/fixtures/resilience/raw-client.js) writes bytes
-# straight to the host's Unix socket. Each bad request must get its error frame (or, for an oversized frame, a
-# disconnect), and right after it the same host must still answer, with an app started before it untouched.
+# straight to the host's Unix socket. Each bad request must get its error frame (an oversized one too, before the
+# host closes the connection), and right after it the same host must still answer, with an app started before it
+# untouched.
 # Run by build.ps1 -Task Test, which sets CLUSTER_MODULE_PATH to the built Cluster.psd1.
 
 BeforeAll {
@@ -90,16 +91,15 @@ Describe 'The control endpoint' -Skip:$IsWindows {
         Assert-HostStillServes
     }
 
-    It 'drops a 2 MiB frame, answering at most FrameTooLarge, and keeps serving' {
+    It 'refuses a 2 MiB frame with FrameTooLarge before it closes the connection, and keeps serving' {
         $reply = Invoke-RawClient @('oversize', "$(2 * 1024 * 1024)")
 
-        $reply.connected | Should -BeTrue
-        $reply.timedOut | Should -BeFalse -Because 'the host must not wait for the rest of an oversized frame'
-        $reply.closedByHost | Should -BeTrue
-        $reply.frames.Count | Should -BeLessOrEqual 1
-        foreach ($frame in $reply.frames) {
-            $frame['error']['code'] | Should -Be 'FrameTooLarge'
-        }
+        Assert-Refused $reply -Code 'FrameTooLarge'
+        $reply.frames[0]['error']['category'] | Should -Be 'LimitsExceeded'
+        $reply.frames[0]['error']['message'] | Should -BeLike '*larger than 1048576 bytes*'
+        # The host reads the rest of the refused frame before it closes, so the client's write is not broken under it.
+        $reply.writeError | Should -BeNullOrEmpty
+        $reply.readError | Should -BeNullOrEmpty
         Assert-HostStillServes
     }
 
