@@ -104,6 +104,9 @@ namespace Cluster.Protocol
         /// (a deployment file's EnvironmentFromSession): an export writes their names, never their values.
         /// </summary>
         public List<string> SessionVariables { get; set; } = new List<string>();
+
+        /// <summary>Names of the environment variables the app's settings gave (-Environment), as opposed to those inherited from the session.</summary>
+        public List<string> GivenVariables { get; set; } = new List<string>();
     }
 
     internal sealed class ReloadSpec
