@@ -146,15 +146,8 @@ namespace Cluster.Commands
         /// <summary>The settings this call names, by Start-ClusterApp's parameter names.</summary>
         private Hashtable Given()
         {
-            var given = new Hashtable(System.StringComparer.OrdinalIgnoreCase);
-            foreach (var (key, value) in MyInvocation.BoundParameters.Select(p => (p.Key, p.Value)))
-            {
-                if (AppSettings.Types.ContainsKey(key) && key != "Name")
-                {
-                    given[key] = value is SwitchParameter flag ? flag.IsPresent : value;
-                }
-            }
-
+            Hashtable given = AppSettings.FromParameters(MyInvocation.BoundParameters);
+            given.Remove(nameof(Name)); // the apps to change, not a new name
             return given;
         }
     }

@@ -40,6 +40,21 @@ namespace Cluster.Settings
             ["LogFileCount"] = typeof(int),
         };
 
+        /// <summary>The settings among a cmdlet's bound parameters (switches as $true or $false).</summary>
+        public static Hashtable FromParameters(IDictionary<string, object> bound)
+        {
+            var given = new Hashtable(StringComparer.OrdinalIgnoreCase);
+            foreach (KeyValuePair<string, object> parameter in bound)
+            {
+                if (Types.ContainsKey(parameter.Key))
+                {
+                    given[parameter.Key] = parameter.Value is SwitchParameter flag ? flag.IsPresent : parameter.Value;
+                }
+            }
+
+            return given;
+        }
+
         /// <summary>Converts each value to its setting's type; an unknown name or a value of the wrong type is an error naming it.</summary>
         public static Dictionary<string, object?> Convert(IDictionary raw)
         {
