@@ -24,6 +24,45 @@ namespace Cluster.Client
 
         public static string Home => ClusterHome.Resolve(Environment.GetEnvironmentVariable(ClusterHome.HomeVariable));
 
+        public static string HostLog => ClusterHome.HostLogOf(Home);
+
+        /// <summary>The pid the running host wrote to CLUSTER_HOME/host.pid, or null when there is none to read.</summary>
+        public static int? RecordedHostPid()
+        {
+            try
+            {
+                string text = File.ReadAllText(Path.Combine(Home, ClusterHome.HostPidRecord)).Trim();
+                return int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int pid) && pid > 0 ? pid : (int?)null;
+            }
+            catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
+            {
+                return null;
+            }
+        }
+
+        /// <summary>
+        /// Whether a host holds the lock of this CLUSTER_HOME, so that the pid it recorded is its own (a host
+        /// that was killed leaves its host.pid behind, and the pid may be another process's by now).
+        /// </summary>
+        public static bool HostHoldsLock()
+        {
+            try
+            {
+                using (new FileStream(Path.Combine(Home, ClusterHome.HostLockFile), FileMode.Open, FileAccess.Read, FileShare.None))
+                {
+                    return false;
+                }
+            }
+            catch (Exception e) when (e is FileNotFoundException || e is DirectoryNotFoundException || e is UnauthorizedAccessException)
+            {
+                return false;
+            }
+            catch (IOException)
+            {
+                return true;
+            }
+        }
+
         /// <summary>Whether a Node primary of this CLUSTER_HOME may be running without a host (the host died).</summary>
         public static bool HasRunningPrimaries()
         {
@@ -65,12 +104,12 @@ namespace Cluster.Client
                 if (host.HasExited && host.ExitCode != ExitAlreadyRunning)
                 {
                     throw new HostUnavailableException(
-                        $"The Cluster host exited with code {host.ExitCode} as it started. Its log is {Path.Combine(home, "logs", "host.log")}.");
+                        $"The Cluster host exited with code {host.ExitCode} as it started. Its log is {ClusterHome.HostLogOf(home)}.");
                 }
             }
 
             throw new HostUnavailableException(
-                $"The Cluster host did not answer within {StartTimeout.TotalSeconds} seconds of starting. Its log is {Path.Combine(home, "logs", "host.log")}.");
+                $"The Cluster host did not answer within {StartTimeout.TotalSeconds} seconds of starting. Its log is {ClusterHome.HostLogOf(home)}.");
         }
 
         private static HostConnection? TryConnect(string home)
