@@ -53,7 +53,15 @@ Describe 'Sync-ClusterApp' {
         $pids = @{ web = Get-InstancePid (Get-ClusterApp web); api = Get-InstancePid (Get-ClusterApp api) }
         $pids.web.Count | Should -Be 2
 
-        $second = @(Sync-ClusterApp -Path $File)
+        # The next run of a runbook is another process, whose session differs.
+        $env:CLUSTER_TEST_SESSION_ONLY = 'another session'
+        $env:OLDPWD = Join-Path $Work 'elsewhere'
+        try {
+            $second = @(Sync-ClusterApp -Path $File)
+        }
+        finally {
+            Remove-Item Env:CLUSTER_TEST_SESSION_ONLY
+        }
 
         @($second.Action | Select-Object -Unique) | Should -Be @('Unchanged')
         $second | ForEach-Object { $_.Changes.Count | Should -Be 0 }
@@ -136,6 +144,21 @@ Describe 'Sync-ClusterApp' {
 
         ($results | Where-Object Name -EQ 'api').Action | Should -Be 'Removed'
         @(Get-ClusterApp).Name | Should -Be @('web')
+    }
+
+    It 'starts an app of the file that was errored' {
+        $broken = Join-Path $Work 'crashes.js'
+        Set-Content $broken "setTimeout(() => process.exit(3), 200); require('node:http').createServer((q, s) => s.end('up')).listen(Number(process.env.PORT), '127.0.0.1');"
+        Set-Content $File "@{ Apps = @( @{ Name = 'flaky'; Path = './crashes.js'; Instances = 1; MaxRestarts = 1; MinUptime = 60000; RestartDelay = 0; Environment = @{ PORT = '$($Ports.web)' } } ) }"
+        Sync-ClusterApp -Path $File | Out-Null
+        Wait-Until { (Get-ClusterApp flaky).Status -eq 'Errored' } -Because 'the app crashed for good'
+        Set-Content $broken "require('node:http').createServer((q, s) => s.end('fixed')).listen(Number(process.env.PORT), '127.0.0.1');"
+
+        $result = Sync-ClusterApp -Path $File
+
+        $result.Action | Should -Be 'Restarted'
+        $result.Reason | Should -Match 'errored'
+        Invoke-TestRequest -Port $Ports.web | Should -Be 'fixed'
     }
 
     It 'starts an app of the file that was stopped' {

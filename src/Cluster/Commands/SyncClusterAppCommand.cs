@@ -41,7 +41,7 @@ namespace Cluster.Commands
             List<StartSpec> wanted;
             try
             {
-                wanted = Read(file);
+                wanted = Read(file, Send(new Request { Command = CommandNames.Definitions })?.Specs ?? new List<StartSpec>());
             }
             catch (SettingsException e)
             {
@@ -73,7 +73,8 @@ namespace Cluster.Commands
             }
         }
 
-        private List<StartSpec> Read(string file)
+        /// <summary>The apps of the file as start requests; an app that runs already keeps the variables it inherited when it started.</summary>
+        private List<StartSpec> Read(string file, List<StartSpec> current)
         {
             string folder = System.IO.Path.GetDirectoryName(file) ?? SessionState.Path.CurrentFileSystemLocation.ProviderPath;
             var specs = new List<StartSpec>();
@@ -86,7 +87,16 @@ namespace Cluster.Commands
 
                 try
                 {
-                    specs.Add(AppSettings.Apply(entry.Settings, SessionSettings.NewApp(), folder, FindProgram, System.Environment.GetEnvironmentVariables()));
+                    string name = entry.Settings.TryGetValue("Name", out object? given) && given is string text ? text : "";
+                    StartSpec basis = SessionSettings.NewApp();
+                    if (current.FirstOrDefault(c => string.Equals(c.Name, name, StringComparison.OrdinalIgnoreCase)) is { } running)
+                    {
+                        // Compared with what the file gives, not with whatever the session running the sync has: a
+                        // runbook's next run, in a new process, finds nothing to change.
+                        basis.Environment = SessionSettings.Inherited(running);
+                    }
+
+                    specs.Add(AppSettings.Apply(entry.Settings, basis, folder, FindProgram, System.Environment.GetEnvironmentVariables()));
                 }
                 catch (SettingsException e)
                 {
@@ -117,7 +127,8 @@ namespace Cluster.Commands
             }
 
             SettingChange[] changes = (plan.Changes ?? new List<SettingChange>()).ToArray();
-            bool stopped = Enums.Parse(current.Status, AppStatus.Unknown) == AppStatus.Stopped;
+            AppStatus status = Enums.Parse(current.Status, AppStatus.Unknown);
+            bool stopped = status == AppStatus.Stopped || status == AppStatus.Errored;
             if (changes.Length == 0 && !stopped)
             {
                 return new SyncResult(current.Name, SyncAction.Unchanged, "its settings match the file", changes, plan.Apps?.Select(a => new App(a)).FirstOrDefault());
@@ -138,7 +149,8 @@ namespace Cluster.Commands
             App? app = stopped
                 ? SendForApps(new Request { Command = CommandNames.Restart, Name = current.Name }).FirstOrDefault()
                 : SendForApps(new Request { Command = CommandNames.List, Name = current.Name }).FirstOrDefault();
-            string reason = stopped ? (changes.Length == 0 ? "it was stopped" : "it was stopped, and its settings changed") : "its settings changed";
+            string was = status == AppStatus.Errored ? "it was errored" : "it was stopped";
+            string reason = stopped ? (changes.Length == 0 ? was : was + ", and its settings changed") : "its settings changed";
             return app is null ? null : new SyncResult(current.Name, action, reason, changes, app);
         }
 

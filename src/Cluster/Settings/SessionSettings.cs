@@ -1,6 +1,7 @@
 using System;
 using System.Collections;
 using System.Collections.Generic;
+using System.Linq;
 using System.Runtime.InteropServices;
 using Cluster.Protocol;
 
@@ -28,6 +29,18 @@ namespace Cluster.Settings
             }
 
             return environment;
+        }
+
+        /// <summary>The variables a running app inherited from the session that started it: its environment without those its settings gave.</summary>
+        public static Dictionary<string, string> Inherited(StartSpec app)
+        {
+            var inherited = new Dictionary<string, string>(app.Environment, NameComparer);
+            foreach (string name in app.GivenVariables.Concat(app.SessionVariables))
+            {
+                inherited.Remove(name);
+            }
+
+            return inherited;
         }
 
         /// <summary>The timeout variables (PM2_GRACEFUL_TIMEOUT, ...) this session sets, for a reload to honour.</summary>
