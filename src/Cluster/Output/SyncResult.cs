@@ -15,7 +15,7 @@ namespace Cluster
         /// <summary>Only its instance count changed, so instances were added or retired and none was replaced.</summary>
         Scaled,
 
-        /// <summary>The app was stopped: its new settings were saved and it was started with them.</summary>
+        /// <summary>The app was stopped or errored: its new settings were saved and it was started with them.</summary>
         Restarted,
 
         /// <summary>Nothing differed: nothing was touched.</summary>
