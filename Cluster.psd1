@@ -23,6 +23,8 @@
         'Set-ClusterApp'
         'Get-ClusterHost'
         'Stop-ClusterHost'
+        'Sync-ClusterApp'
+        'Export-ClusterApp'
     )
     FunctionsToExport     = @()
     AliasesToExport       = @()

@@ -808,6 +808,7 @@ internal static class Operations
     public const string Remove = "remove";
     public const string Reload = "reload";
     public const string Scale = "scale";
+    public const string Update = "update";
     public const string Replace = "replace";
     public const string Adopt = "adopt";
 }

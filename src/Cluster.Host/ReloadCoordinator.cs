@@ -43,10 +43,17 @@ internal sealed class ReloadCoordinator
     }
 
     /// <summary>Runs on the app's loop.</summary>
-    public Task ReloadAsync(ManagedApp app, ReloadSpec spec, CancellationToken cancel) =>
+    /// <param name="settings">New settings for the app, which its new instances start with; saved before the first is forked.</param>
+    public Task ReloadAsync(ManagedApp app, ReloadSpec spec, CancellationToken cancel, StartSpec? settings = null) =>
         app.ExclusiveAsync(Operations.Reload, refuseWhileReloading: !spec.Wait, cancel, async () =>
         {
             EnsureRunning(app);
+            StartSpec previous = app.Definition.Spec;
+            if (settings is not null)
+            {
+                ChangeSettings(app, settings, previous);
+            }
+
             ReloadPlan plan = ReloadPlan.For(app.Definition, spec);
             IReadOnlyList<Slot> slots = Chosen(app, spec.Instances);
             int generation = app.NextGeneration();
@@ -74,6 +81,15 @@ internal sealed class ReloadCoordinator
             }
             catch (ClusterException e) when (e.Code == "NewInstanceExited")
             {
+                if (settings is not null && replaced == 0)
+                {
+                    // Nothing runs the new settings: the app keeps the ones it serves with.
+                    app.Definition.Spec = previous;
+                    app.ReloadError = e.Message + " The app keeps its previous settings.";
+                    Record(app, null);
+                    throw new ClusterException(e.Code, e.Category, app.ReloadError, e.Target);
+                }
+
                 Record(app, null);
                 throw;
             }
@@ -124,6 +140,23 @@ internal sealed class ReloadCoordinator
         }
 
         app.Log.Information("Reloaded instance {Instance} of {App}: pid {OldPid} -> {NewPid}", slot.Instance, app.Name, old?.Pid, candidate.Pid);
+    }
+
+    /// <summary>Saves the new settings before anything runs with them; if they cannot be saved, nothing is changed.</summary>
+    private void ChangeSettings(ManagedApp app, StartSpec settings, StartSpec previous)
+    {
+        app.Definition.Spec = settings;
+        app.PublishDefinition();
+        try
+        {
+            _save();
+        }
+        catch (ClusterException)
+        {
+            app.Definition.Spec = previous;
+            app.PublishDefinition();
+            throw;
+        }
     }
 
     private void Record(ManagedApp app, string? partialReload)

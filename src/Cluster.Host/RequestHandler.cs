@@ -58,7 +58,7 @@ internal sealed class RequestHandler
         {
             _requestShutdown();
         }
-        else if (request.Command is not (CommandNames.Ping or CommandNames.List or CommandNames.HostInfo))
+        else if (request.Command is not (CommandNames.Ping or CommandNames.List or CommandNames.HostInfo or CommandNames.Definitions))
         {
             ReturnFreeMemory();
         }
@@ -106,6 +106,10 @@ internal sealed class RequestHandler
                 return Apps(await _supervisor.ScaleAsync(NameOf(request), Required(request.Instances, "instances")).ConfigureAwait(false));
             case CommandNames.Reload:
                 return await ReloadAsync(request, writer, clientGone).ConfigureAwait(false);
+            case CommandNames.Update:
+                return await UpdateAsync(request, writer, clientGone).ConfigureAwait(false);
+            case CommandNames.Definitions:
+                return new Frame { Specs = _supervisor.Definitions(request.Name).ToList() };
             case CommandNames.Logs:
                 return await LogsAsync(NameOf(request), Required(request.Logs, "logs"), writer, clientGone).ConfigureAwait(false);
             case CommandNames.HostInfo:
@@ -136,6 +140,23 @@ internal sealed class RequestHandler
             warning => writer.WriteAsync(new Frame { Warning = warning }),
             cancel.Token).ConfigureAwait(false);
         return Apps(app);
+    }
+
+    private async Task<Frame> UpdateAsync(Request request, FrameWriter writer, Task clientGone)
+    {
+        var cancel = new CancellationTokenSource();
+        _ = clientGone.ContinueWith(_ => cancel.Cancel(), TaskScheduler.Default);
+        (AppInfo app, IReadOnlyList<SettingChange> changes) = await _supervisor.UpdateAsync(
+            NameOf(request),
+            Required(request.Start, "start"),
+            request.Reload ?? new ReloadSpec(),
+            request.Plan,
+            progress => writer.WriteAsync(new Frame { Progress = progress }),
+            warning => writer.WriteAsync(new Frame { Warning = warning }),
+            cancel.Token).ConfigureAwait(false);
+        Frame reply = Apps(app);
+        reply.Changes = changes.ToList();
+        return reply;
     }
 
     /// <summary>

@@ -162,6 +162,110 @@ internal sealed class Supervisor
         }).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Gives an app the settings asked for, keeping it serving: a new instance count alone by a scale; anything
+    /// else by a rolling reload whose new instances start with the new settings (a restart in fork mode); a
+    /// stopped app's settings are only saved. What does not change is left alone: nothing is replaced. Settings that
+    /// its Node primary fixes (the mode, the scheduling policy, the Node executable) are refused.
+    /// </summary>
+    /// <param name="plan">Only say what would change.</param>
+    public async Task<(AppInfo App, IReadOnlyList<SettingChange> Changes)> UpdateAsync(
+        string name, StartSpec wanted, ReloadSpec how, bool plan, Func<ProgressInfo, Task> report, Func<string, Task> warn, CancellationToken cancel)
+    {
+        ManagedApp app = Find(name);
+        wanted.Name = app.Name;
+        StartSpecValidator.Validate(wanted);
+        AppDefinition current = app.Saved;
+        IReadOnlyList<SettingChange> changes = SettingChanges.Between(current.Spec, wanted);
+        if (plan || changes.Count == 0)
+        {
+            return (await app.RunAsync(() => app.Snapshot(_metrics)).ConfigureAwait(false), changes);
+        }
+
+        RefuseWhatAReloadCannotChange(current, wanted, changes);
+        if (SettingChanges.OnlyInstances(changes))
+        {
+            return (await ScaleAsync(name, wanted.Instances).ConfigureAwait(false), changes);
+        }
+
+        _log.Information("Updating {App}: {Settings}", app.Name, string.Join(", ", changes.Select(c => c.Setting)));
+        StartSpec staged = CopyOf(wanted);
+        staged.Instances = current.Spec.Instances;
+        if (current.Stopped)
+        {
+            await OnLoopAsync(app, Operations.Update, a =>
+            {
+                StartSpec before = a.Definition.Spec;
+                ChangeDefinition(a, d => d.Spec = staged, d => d.Spec = before);
+                return Task.FromResult(0);
+            }).ConfigureAwait(false);
+        }
+        else if (!current.IsCluster)
+        {
+            await warn($"'{app.Name}' runs in fork mode, and only cluster mode reloads without downtime, so it was restarted with its new settings.").ConfigureAwait(false);
+            await OnLoopAsync(app, Operations.Restart, a =>
+            {
+                StartSpec before = a.Definition.Spec;
+                ChangeDefinition(a, d => d.Spec = staged, d => d.Spec = before);
+                return RestartOnLoopAsync(a, ReloadPlan.For(a.Definition, how).Retirement);
+            }).ConfigureAwait(false);
+        }
+        else
+        {
+            await app.RunAsync(async () =>
+            {
+                await new ReloadCoordinator(report, Save).ReloadAsync(app, how, cancel, staged);
+                return 0;
+            }).ConfigureAwait(false);
+        }
+
+        AppInfo updated = wanted.Instances != staged.Instances
+            ? await ScaleAsync(name, wanted.Instances).ConfigureAwait(false)
+            : await app.RunAsync(() => app.Snapshot(_metrics)).ConfigureAwait(false);
+        return (updated, changes);
+    }
+
+    /// <summary>Each app's settings as it was started or last updated; one app's when a name is given.</summary>
+    public IReadOnlyList<StartSpec> Definitions(string? name)
+    {
+        if (name is not null)
+        {
+            return new[] { Find(name).Saved.Spec };
+        }
+
+        lock (_apps)
+        {
+            return _apps.Values.OrderBy(a => a.Name, StringComparer.OrdinalIgnoreCase).Select(a => a.Saved.Spec).ToArray();
+        }
+    }
+
+    private static void RefuseWhatAReloadCannotChange(AppDefinition current, StartSpec wanted, IReadOnlyList<SettingChange> changes)
+    {
+        if (changes.FirstOrDefault(c => SettingChanges.NeedRestart.Contains(c.Setting)) is { } fixedSetting)
+        {
+            throw new ClusterException(
+                "SettingNeedsRestart",
+                ErrorCategories.InvalidOperation,
+                $"'{current.Name}' cannot change its {fixedSetting.Setting} from {fixedSetting.From} to {fixedSetting.To} by a reload: "
+                    + $"its instances would need a new Node primary. Remove-ClusterApp {current.Name}, then start it with the new settings (it is down in between), or keep its {fixedSetting.Setting}.",
+                current.Name);
+        }
+
+        string node = NodeRuntime.Resolve(wanted.Environment);
+        if (!string.Equals(node, current.NodePath, StringComparison.Ordinal))
+        {
+            throw new ClusterException(
+                "SettingNeedsRestart",
+                ErrorCategories.InvalidOperation,
+                $"With its new environment, '{current.Name}' would run on {node} instead of {current.NodePath}, which a reload cannot change: "
+                    + $"its instances would need a new Node primary. Remove-ClusterApp {current.Name}, then start it with the new settings (it is down in between), or keep PATH as it was.",
+                current.Name);
+        }
+    }
+
+    private static StartSpec CopyOf(StartSpec spec) =>
+        System.Text.Json.JsonSerializer.Deserialize(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(spec, HostJson.Default.StartSpec), HostJson.Default.StartSpec)!;
+
     /// <summary>Grows or shrinks a running app. Shrinking retires the highest NODE_APP_INSTANCE numbers gracefully.</summary>
     public Task<AppInfo> ScaleAsync(string name, int requested) => OnLoopAsync(Find(name), Operations.Scale, async app =>
     {

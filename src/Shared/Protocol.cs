@@ -16,6 +16,8 @@ namespace Cluster.Protocol
         public const string Remove = "remove";
         public const string Reload = "reload";
         public const string Scale = "scale";
+        public const string Update = "update";
+        public const string Definitions = "definitions";
         public const string Logs = "logs";
         public const string HostInfo = "host";
         public const string Shutdown = "shutdown";
@@ -64,6 +66,17 @@ namespace Cluster.Protocol
 
         /// <summary>For stop, restart and remove: how the instances are stopped (absent: plainly).</summary>
         public StopSpec? Stop { get; set; }
+
+        /// <summary>For update: only say what would change, and change nothing.</summary>
+        public bool Plan { get; set; }
+    }
+
+    /// <summary>One setting an update changes: the names are Start-ClusterApp's parameters; environment values are never shown.</summary>
+    internal sealed class SettingChange
+    {
+        public string Setting { get; set; } = "";
+        public string? From { get; set; }
+        public string? To { get; set; }
     }
 
     /// <summary>How a stop, restart or remove ends an app's instances.</summary>
@@ -113,6 +126,15 @@ namespace Cluster.Protocol
 
         /// <summary>How many rotated log files are kept beside the current one.</summary>
         public int? LogFileCount { get; set; }
+
+        /// <summary>
+        /// Names of environment variables whose values came from the caller's session when the settings were applied
+        /// (a deployment file's EnvironmentFromSession): an export writes their names, never their values.
+        /// </summary>
+        public List<string> SessionVariables { get; set; } = new List<string>();
+
+        /// <summary>Names of the environment variables the app's settings gave (-Environment), as opposed to those inherited from the session.</summary>
+        public List<string> GivenVariables { get; set; } = new List<string>();
     }
 
     internal sealed class ReloadSpec
@@ -163,6 +185,12 @@ namespace Cluster.Protocol
         public List<AppInfo>? Apps { get; set; }
         public HostInfo? Host { get; set; }
         public List<LogLineInfo>? Lines { get; set; }
+
+        /// <summary>For update: the settings it changed (or, planned, would change).</summary>
+        public List<SettingChange>? Changes { get; set; }
+
+        /// <summary>For definitions: each app's settings, as it was started or last updated.</summary>
+        public List<StartSpec>? Specs { get; set; }
 
         public static Frame Final() => new Frame { Done = true };
         public static Frame Failed(ErrorInfo error) => new Frame { Done = true, Error = error };

@@ -99,6 +99,47 @@ Describe 'The views of deserialized objects' {
     }
 }
 
+Describe 'The sync result view' {
+    BeforeAll {
+        $script:SyncPort = Get-FreePort
+        $script:SyncFile = Join-Path $TestDrive 'cluster.psd1'
+        $script:Server = Join-Path $Fixture 'server.js'
+        function Write-SyncFile([string] $Level) {
+            Set-Content -Path $SyncFile -Value "@{ Apps = @( @{ Name = 'fmtsync'; Path = '$Server'; Environment = @{ PORT = '$SyncPort'; LOG_LEVEL = '$Level' } } ) }"
+        }
+        Write-SyncFile 'info'
+        $script:FirstSync = Sync-ClusterApp -Path $SyncFile -ErrorAction Stop
+        Write-SyncFile 'debug'
+        $script:SecondSync = Sync-ClusterApp -Path $SyncFile -ErrorAction Stop
+    }
+
+    AfterAll {
+        Remove-ClusterApp -Name fmtsync -Confirm:$false -ErrorAction SilentlyContinue
+    }
+
+    It 'shows each app as a row with its action, the reason and the names of the settings that changed' {
+        $header = '(?m)^Name\s+Action\s+Reason\s+Changes\s*$'
+        $first = $FirstSync | ConvertTo-Text
+        $first | Should -Match $header
+        $first | Should -Match '(?m)^fmtsync\s+Started\s+it was not running\s*$'
+        $second = $SecondSync | ConvertTo-Text
+        $second | Should -Match '(?m)^fmtsync\s+Reloaded\s+its settings changed\s+Environment\.LOG_LEVEL\s*$'
+        $second | Should -Not -Match 'debug' -Because 'environment values may be secrets'
+    }
+
+    It 'shows the changes of a sync as a table of settings, from and to' {
+        $text = $SecondSync.Changes | ConvertTo-Text
+        $text | Should -Match '(?m)^Setting\s+From\s+To\s*$'
+        $text | Should -Match '(?m)^Environment\.LOG_LEVEL\s+\(set\)\s+\(changed\)\s*$'
+    }
+
+    It 'shows a deserialized sync result with the same columns' {
+        $copy = Copy-Deserialized $SecondSync
+        $copy.PSTypeNames[0] | Should -Be 'Deserialized.Cluster.SyncResult'
+        ($copy | ConvertTo-Text) | Should -Match '(?m)^fmtsync\s+Reloaded\s+its settings changed\s+Environment\.LOG_LEVEL\s*$'
+    }
+}
+
 Describe 'Tab completion' {
     It 'completes -Name of <Command> with the names of running apps' -ForEach @(
         @{ Command = 'Get-ClusterApp' }

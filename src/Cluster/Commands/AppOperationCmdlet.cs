@@ -13,7 +13,8 @@ namespace Cluster.Commands
         /// <summary>What the operation does, for -WhatIf and -Confirm.</summary>
         protected abstract string Action { get; }
 
-        internal abstract Request RequestFor(string name);
+        /// <summary>The request for one app; null, after writing the error, when there is none to send.</summary>
+        internal abstract Request? RequestFor(string name);
 
         protected override void ProcessRecord()
         {
@@ -24,7 +25,12 @@ namespace Cluster.Commands
                     continue;
                 }
 
-                foreach (App app in SendForApps(RequestFor(name)))
+                if (!(RequestFor(name) is { } request))
+                {
+                    continue;
+                }
+
+                foreach (App app in SendForApps(request))
                 {
                     if (PassThru)
                     {

@@ -1,20 +1,154 @@
+using System.Collections;
+using System.Linq;
 using System.Management.Automation;
 using Cluster.Protocol;
+using Cluster.Settings;
 
 namespace Cluster.Commands
 {
-    /// <summary>Changes a running app: scales it to a number of instances. Shrinking retires the highest NODE_APP_INSTANCE numbers gracefully.</summary>
+    /// <summary>
+    /// Changes a running app's settings, keeping the ones not named: a new instance count alone by adding or
+    /// retiring instances; anything else by a rolling reload whose new instances start with the new settings (no
+    /// downtime; a restart in fork mode). A stopped app's settings are saved for its next start.
+    /// </summary>
     [Cmdlet(VerbsCommon.Set, "ClusterApp", SupportsShouldProcess = true)]
     [OutputType(typeof(App))]
     public sealed class SetClusterAppCommand : AppOperationCmdlet
     {
-        /// <summary>The new number of instances: 0 = one per CPU, -1 = CPUs minus one, N = N.</summary>
-        [Parameter(Mandatory = true)]
+        /// <summary>The number of instances: 0 = one per CPU, -1 = CPUs minus one, N = N.</summary>
+        [Parameter]
         [Alias("i")]
         public int Instances { get; set; }
 
-        protected override string Action => $"Scale to {Instances} instances";
+        /// <summary>A new entry script (or, in fork mode, program).</summary>
+        [Parameter]
+        [Alias("Script")]
+        [ValidateNotNullOrEmpty]
+        public string? Path { get; set; }
 
-        internal override Request RequestFor(string name) => new Request { Command = CommandNames.Scale, Name = name, Instances = Instances };
+        /// <summary>New arguments for the script, in place of the old ones.</summary>
+        [Parameter]
+        [AllowEmptyCollection]
+        public string[]? Arguments { get; set; }
+
+        /// <summary>New arguments for node itself, in place of the old ones.</summary>
+        [Parameter]
+        [AllowEmptyCollection]
+        public string[]? NodeArguments { get; set; }
+
+        /// <summary>A new working directory.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string? WorkingDirectory { get; set; }
+
+        /// <summary>Environment variables to set (or, with a $null value, to remove); the others stay as they are.</summary>
+        [Parameter]
+        public Hashtable? Environment { get; set; }
+
+        /// <summary>Milliseconds to wait for an instance to listen or say 'online'.</summary>
+        [Parameter]
+        [ValidateRange(0, 86400000)]
+        public int ListenTimeout { get; set; }
+
+        /// <summary>Milliseconds a stopping instance gets before it is killed.</summary>
+        [Parameter]
+        [ValidateRange(0, 86400000)]
+        public int KillTimeout { get; set; }
+
+        /// <summary>Whether retiring instances go without the drain preload.</summary>
+        [Parameter]
+        public SwitchParameter NoDrain { get; set; }
+
+        /// <summary>Whether instances that exit on their own stay down.</summary>
+        [Parameter]
+        public SwitchParameter NoAutoRestart { get; set; }
+
+        /// <summary>Unstable restarts in a row before an instance is errored.</summary>
+        [Parameter]
+        [ValidateRange(0, 1000000)]
+        public int MaxRestarts { get; set; }
+
+        /// <summary>Milliseconds an instance must run to count as started well.</summary>
+        [Parameter]
+        [ValidateRange(0, 86400000)]
+        public int MinUptime { get; set; }
+
+        /// <summary>Milliseconds before the first restart of a crashed instance.</summary>
+        [Parameter]
+        [ValidateRange(0, 86400000)]
+        public int RestartDelay { get; set; }
+
+        /// <summary>Replace an instance when its memory grows past this many bytes.</summary>
+        [Parameter]
+        [ValidateRange(1, long.MaxValue)]
+        public long MaxMemoryRestart { get; set; }
+
+        /// <summary>Bytes after which an instance's log file is rotated (0 = never).</summary>
+        [Parameter]
+        [ValidateRange(0, long.MaxValue)]
+        public long LogMaxSize { get; set; }
+
+        /// <summary>How many rotated log files to keep.</summary>
+        [Parameter]
+        [ValidateRange(0, 1000)]
+        public int LogFileCount { get; set; }
+
+        /// <summary>Reload gracefully: each old instance gets the 'shutdown' message first.</summary>
+        [Parameter]
+        public SwitchParameter Graceful { get; set; }
+
+        protected override string Action => "Apply " + string.Join(", ", Given().Keys.Cast<string>().OrderBy(k => k, System.StringComparer.Ordinal));
+
+        internal override Request? RequestFor(string name)
+        {
+            StartSpec? current = Send(new Request { Command = CommandNames.Definitions, Name = name })?.Specs?.FirstOrDefault();
+            if (current is null)
+            {
+                return null; // the host said why
+            }
+
+            try
+            {
+                StartSpec wanted = AppSettings.Apply(
+                    AppSettings.Convert(Given()),
+                    current,
+                    SessionState.Path.CurrentFileSystemLocation.ProviderPath,
+                    n => InvokeCommand.GetCommand(n, CommandTypes.Application) is ApplicationInfo program ? program.Path : null,
+                    System.Environment.GetEnvironmentVariables());
+                return new Request
+                {
+                    Command = CommandNames.Update,
+                    Name = name,
+                    Start = wanted,
+                    Reload = new ReloadSpec { Graceful = Graceful, SessionEnvironment = SessionSettings.TimeoutVariables() },
+                };
+            }
+            catch (SettingsException e)
+            {
+                ThrowTerminatingError(NewError(e.Code, e.Category, e.Message, e.Target, e));
+                throw;
+            }
+        }
+
+        protected override void BeginProcessing()
+        {
+            base.BeginProcessing();
+            if (Given().Count == 0)
+            {
+                ThrowTerminatingError(NewError(
+                    "NoSetting",
+                    ErrorCategory.InvalidArgument,
+                    "Name at least one setting to change, for example -Instances 4 or -Environment @{ LOG_LEVEL = 'debug' }.",
+                    null));
+            }
+        }
+
+        /// <summary>The settings this call names, by Start-ClusterApp's parameter names.</summary>
+        private Hashtable Given()
+        {
+            Hashtable given = AppSettings.FromParameters(MyInvocation.BoundParameters);
+            given.Remove(nameof(Name)); // the apps to change, not a new name
+            return given;
+        }
     }
 }

@@ -1,0 +1,80 @@
+using System.Globalization;
+using Cluster.Protocol;
+
+namespace Cluster.Host;
+
+/// <summary>
+/// What differs between an app's settings and the ones asked for, setting by setting, named as Start-ClusterApp's
+/// parameters are. Environment variables are listed by name only: their values may be secrets.
+/// </summary>
+internal static class SettingChanges
+{
+    public const string Instances = "Instances";
+    public const string Mode = "Mode";
+    public const string SchedulingSetting = "Scheduling";
+
+    /// <summary>Settings that a rolling reload cannot change: the app's primary would have to change with them.</summary>
+    public static readonly IReadOnlyList<string> NeedRestart = new[] { Mode, SchedulingSetting };
+
+    private const string Default = "(default)";
+
+    public static IReadOnlyList<SettingChange> Between(StartSpec current, StartSpec wanted)
+    {
+        var changes = new List<SettingChange>();
+        void Compare(string setting, string? from, string? to)
+        {
+            if (!string.Equals(from, to, StringComparison.Ordinal))
+            {
+                changes.Add(new SettingChange { Setting = setting, From = from ?? Default, To = to ?? Default });
+            }
+        }
+
+        Compare("Path", current.Script, wanted.Script);
+        Compare(Mode, current.Mode, wanted.Mode);
+        Compare(Instances, Text(current.Instances), Text(wanted.Instances));
+        Compare("Arguments", List(current.Arguments), List(wanted.Arguments));
+        Compare("NodeArguments", List(current.NodeArguments), List(wanted.NodeArguments));
+        Compare("WorkingDirectory", current.WorkingDirectory, wanted.WorkingDirectory);
+        Compare("ListenTimeout", Text(current.ListenTimeoutMs), Text(wanted.ListenTimeoutMs));
+        Compare("KillTimeout", Text(current.KillTimeoutMs), Text(wanted.KillTimeoutMs));
+        Compare(SchedulingSetting, SchedulingOf(current), SchedulingOf(wanted));
+        Compare("NoDrain", Text(!current.Drain), Text(!wanted.Drain));
+        Compare("NoAutoRestart", Text(!current.AutoRestart), Text(!wanted.AutoRestart));
+        Compare("MaxRestarts", Text(current.MaxRestarts), Text(wanted.MaxRestarts));
+        Compare("MinUptime", Text(current.MinUptimeMs), Text(wanted.MinUptimeMs));
+        Compare("RestartDelay", Text(current.RestartDelayMs), Text(wanted.RestartDelayMs));
+        Compare("MaxMemoryRestart", Text(current.MaxMemoryBytes), Text(wanted.MaxMemoryBytes));
+        Compare("LogMaxSize", Text(current.LogMaxBytes), Text(wanted.LogMaxBytes));
+        Compare("LogFileCount", Text(current.LogFileCount), Text(wanted.LogFileCount));
+        foreach (string name in current.Environment.Keys.Union(wanted.Environment.Keys, StringComparer.Ordinal).Order(StringComparer.Ordinal))
+        {
+            bool had = current.Environment.TryGetValue(name, out string? before);
+            bool has = wanted.Environment.TryGetValue(name, out string? after);
+            if (had != has || !string.Equals(before, after, StringComparison.Ordinal))
+            {
+                changes.Add(new SettingChange
+                {
+                    Setting = $"Environment.{name}",
+                    From = had ? "(set)" : "(not set)",
+                    To = has ? (had ? "(changed)" : "(set)") : "(removed)",
+                });
+            }
+        }
+
+        return changes;
+    }
+
+    /// <summary>Whether only the instance count changes, which a scale does without replacing anything.</summary>
+    public static bool OnlyInstances(IReadOnlyList<SettingChange> changes) => changes.All(c => c.Setting == Instances);
+
+    /// <summary>The policy in effect: leaving it out means the platform's default, which is no change.</summary>
+    private static string? SchedulingOf(StartSpec spec) => spec.Mode == AppModes.Cluster ? Scheduling.Of(spec) : null;
+
+    private static string? Text(int? value) => value?.ToString(CultureInfo.InvariantCulture);
+
+    private static string? Text(long? value) => value?.ToString(CultureInfo.InvariantCulture);
+
+    private static string Text(bool value) => value ? "True" : "False";
+
+    private static string List(IReadOnlyList<string> values) => values.Count == 0 ? "(none)" : string.Join(" ", values.Select(v => v.Contains(' ', StringComparison.Ordinal) ? $"'{v}'" : v));
+}

@@ -1,0 +1,146 @@
+using Cluster.Host;
+using Cluster.Protocol;
+using Cluster.Tests.Support;
+using Xunit;
+
+namespace Cluster.Tests;
+
+/// <summary>Changing a running app's settings: by a rolling reload, a scale, or not at all when nothing differs.</summary>
+public sealed class UpdateTests : IDisposable
+{
+    private readonly SupervisorHarness _h = new(processorCount: 2);
+
+    public void Dispose() => _h.Dispose();
+
+    private Task<(AppInfo App, IReadOnlyList<SettingChange> Changes)> UpdateAsync(StartSpec wanted, bool plan = false) =>
+        Wait.Bounded(_h.Supervisor.UpdateAsync(wanted.Name, wanted, new ReloadSpec(), plan, _ => Task.CompletedTask, _ => Task.CompletedTask, CancellationToken.None));
+
+    [Fact]
+    public async Task The_same_settings_change_nothing()
+    {
+        await _h.StartAsync("api", 2);
+
+        var (app, changes) = await UpdateAsync(_h.Spec("api", 2));
+
+        Assert.Empty(changes);
+        Assert.Equal(2, _h.Timeline.ForkCount);
+        Assert.Equal("online", app.Status);
+    }
+
+    [Fact]
+    public async Task A_new_environment_is_rolled_out_by_a_reload_and_saved_and_its_values_are_never_shown()
+    {
+        await _h.StartAsync("api", 2);
+        StartSpec wanted = _h.Spec("api", 2);
+        wanted.Environment["API_TOKEN"] = "s3cret-value";
+
+        var (app, changes) = await UpdateAsync(wanted);
+
+        SettingChange change = Assert.Single(changes);
+        Assert.Equal(("Environment.API_TOKEN", "(not set)", "(set)"), (change.Setting, change.From, change.To));
+        Assert.All(changes, c => Assert.DoesNotContain("s3cret", c.From + c.To, StringComparison.Ordinal));
+        Assert.Equal("online", app.Status);
+        Assert.All(app.Instances, i => Assert.Equal(2, i.Generation));
+        Assert.Equal("s3cret-value", _h.Timeline.Forks(0)[^1].Env!["API_TOKEN"]);
+        Assert.Equal("s3cret-value", _h.Timeline.Forks(1)[^1].Env!["API_TOKEN"]);
+        Assert.Equal("s3cret-value", _h.State.Load().Apps.Single().Spec.Environment["API_TOKEN"]);
+    }
+
+    [Fact]
+    public async Task A_new_instance_count_alone_scales_without_replacing_anything()
+    {
+        await _h.StartAsync("api", 1);
+        int first = _h.KeyOf(0);
+
+        var (app, changes) = await UpdateAsync(_h.Spec("api", 3));
+
+        Assert.Equal("Instances", Assert.Single(changes).Setting);
+        Assert.Equal(3, app.Instances.Count);
+        Assert.Empty(_h.Timeline.CommandsFor(first));
+        Assert.Single(_h.Timeline.Forks(0));
+    }
+
+    [Fact]
+    public async Task New_arguments_and_more_instances_reload_then_scale()
+    {
+        await _h.StartAsync("api", 1);
+        StartSpec wanted = _h.Spec("api", 2);
+        wanted.Arguments = new List<string> { "--port", "3001" };
+
+        var (app, changes) = await UpdateAsync(wanted);
+
+        Assert.Equal(new[] { "Instances", "Arguments" }, changes.Select(c => c.Setting));
+        Assert.Equal(2, app.Instances.Count);
+        Assert.All(new[] { _h.Timeline.Forks(0)[^1], _h.Timeline.Forks(1)[^1] }, f => Assert.Equal(new[] { "--port", "3001" }, f.Args!));
+        Assert.Equal(2, _h.Timeline.Forks(0).Count);
+    }
+
+    [Fact]
+    public async Task A_plan_says_what_would_change_and_changes_nothing()
+    {
+        await _h.StartAsync("api", 1);
+        StartSpec wanted = _h.Spec("api", 1);
+        wanted.KillTimeoutMs = 5000;
+
+        var (_, changes) = await UpdateAsync(wanted, plan: true);
+
+        Assert.Equal(("KillTimeout", "(default)", "5000"), (changes.Single().Setting, changes.Single().From, changes.Single().To));
+        Assert.Equal(1, _h.Timeline.ForkCount);
+        Assert.Null(_h.State.Load().Apps.Single().Spec.KillTimeoutMs);
+    }
+
+    [Fact]
+    public async Task A_mode_change_is_refused_and_nothing_runs()
+    {
+        await _h.StartAsync("api", 1);
+
+        var error = await Assert.ThrowsAsync<ClusterException>(() => UpdateAsync(_h.Spec("api", 1, AppModes.Fork)));
+
+        Assert.Equal("SettingNeedsRestart", error.Code);
+        Assert.Contains("Mode", error.Message, StringComparison.Ordinal);
+        Assert.Equal(1, _h.Timeline.ForkCount);
+        Assert.Equal(AppModes.Cluster, _h.State.Load().Apps.Single().Spec.Mode);
+    }
+
+    [Fact]
+    public async Task Settings_whose_first_new_instance_fails_are_given_up_and_the_old_ones_keep_serving()
+    {
+        await _h.StartAsync("api", 2);
+        int[] old = { _h.KeyOf(0), _h.KeyOf(1) };
+        StartSpec wanted = _h.Spec("api", 2);
+        wanted.NodeArguments = new List<string> { "--no-such-flag" };
+        _h.Launcher.OnFork = _ => ForkScript.Exits(9, "node: bad option: --no-such-flag");
+
+        var error = await Assert.ThrowsAsync<ClusterException>(() => UpdateAsync(wanted));
+
+        Assert.Equal("NewInstanceExited", error.Code);
+        Assert.Contains("keeps its previous settings", error.Message, StringComparison.Ordinal);
+        Assert.Empty(_h.State.Load().Apps.Single().Spec.NodeArguments);
+        Assert.Empty(_h.Timeline.CommandsFor(old[0]));
+        Assert.Empty(_h.Timeline.CommandsFor(old[1]));
+
+        // The next crash restart runs the settings the app serves with.
+        _h.Launcher.OnFork = _ => ForkScript.Ready;
+        _h.Time.Advance(TimeSpan.FromMinutes(1));
+        _h.Launcher.Current.Exit(old[1], code: 1);
+        await Wait.AdvanceUntilAsync(_h.Time, TimeSpan.FromMilliseconds(50), () => _h.Timeline.Forks(1).Count == 2, "instance 1 was restarted");
+        Assert.DoesNotContain("--no-such-flag", _h.Timeline.Forks(1)[^1].ExecArgv!);
+    }
+
+    [Fact]
+    public async Task A_stopped_app_only_has_its_settings_saved()
+    {
+        await _h.StartAsync("api", 1);
+        await Wait.Bounded(_h.Supervisor.StopAsync("api"));
+        StartSpec wanted = _h.Spec("api", 1);
+        wanted.Environment["FEATURE"] = "on";
+
+        var (app, _) = await UpdateAsync(wanted);
+
+        Assert.Equal("stopped", app.Status);
+        Assert.Equal(1, _h.Timeline.ForkCount);
+        Assert.Equal("on", _h.State.Load().Apps.Single().Spec.Environment["FEATURE"]);
+        await Wait.Bounded(_h.Supervisor.RestartAsync("api"));
+        Assert.Equal("on", _h.Timeline.Forks(0)[^1].Env!["FEATURE"]);
+    }
+}
