@@ -165,7 +165,7 @@ public sealed class SupervisionTests : IDisposable
         Assert.Equal("partlyreloaded", back.Status);
         Assert.All(back.Instances, i => Assert.Equal(1, i.Generation));
         Assert.All(back.Instances, i => Assert.Equal(1, i.Restarts));
-        Assert.NotNull(_h.State.Load().Apps.Single().PartialReload);
+        Assert.NotNull(_h.State.Load().State.Apps.Single().PartialReload);
     }
 
     [Fact]

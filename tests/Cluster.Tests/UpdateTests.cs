@@ -43,7 +43,7 @@ public sealed class UpdateTests : IDisposable
         Assert.All(app.Instances, i => Assert.Equal(2, i.Generation));
         Assert.Equal("s3cret-value", _h.Timeline.Forks(0)[^1].Env!["API_TOKEN"]);
         Assert.Equal("s3cret-value", _h.Timeline.Forks(1)[^1].Env!["API_TOKEN"]);
-        Assert.Equal("s3cret-value", _h.State.Load().Apps.Single().Spec.Environment["API_TOKEN"]);
+        Assert.Equal("s3cret-value", _h.State.Load().State.Apps.Single().Spec.Environment["API_TOKEN"]);
     }
 
     [Fact]
@@ -86,7 +86,7 @@ public sealed class UpdateTests : IDisposable
 
         Assert.Equal(("KillTimeout", "(default)", "5000"), (changes.Single().Setting, changes.Single().From, changes.Single().To));
         Assert.Equal(1, _h.Timeline.ForkCount);
-        Assert.Null(_h.State.Load().Apps.Single().Spec.KillTimeoutMs);
+        Assert.Null(_h.State.Load().State.Apps.Single().Spec.KillTimeoutMs);
     }
 
     [Fact]
@@ -99,7 +99,7 @@ public sealed class UpdateTests : IDisposable
         Assert.Equal("SettingNeedsRestart", error.Code);
         Assert.Contains("Mode", error.Message, StringComparison.Ordinal);
         Assert.Equal(1, _h.Timeline.ForkCount);
-        Assert.Equal(AppModes.Cluster, _h.State.Load().Apps.Single().Spec.Mode);
+        Assert.Equal(AppModes.Cluster, _h.State.Load().State.Apps.Single().Spec.Mode);
     }
 
     [Fact]
@@ -115,7 +115,7 @@ public sealed class UpdateTests : IDisposable
 
         Assert.Equal("NewInstanceExited", error.Code);
         Assert.Contains("keeps its previous settings", error.Message, StringComparison.Ordinal);
-        Assert.Empty(_h.State.Load().Apps.Single().Spec.NodeArguments);
+        Assert.Empty(_h.State.Load().State.Apps.Single().Spec.NodeArguments);
         Assert.Empty(_h.Timeline.CommandsFor(old[0]));
         Assert.Empty(_h.Timeline.CommandsFor(old[1]));
 
@@ -139,7 +139,7 @@ public sealed class UpdateTests : IDisposable
 
         Assert.Equal("stopped", app.Status);
         Assert.Equal(1, _h.Timeline.ForkCount);
-        Assert.Equal("on", _h.State.Load().Apps.Single().Spec.Environment["FEATURE"]);
+        Assert.Equal("on", _h.State.Load().State.Apps.Single().Spec.Environment["FEATURE"]);
         await Wait.Bounded(_h.Supervisor.RestartAsync("api"));
         Assert.Equal("on", _h.Timeline.Forks(0)[^1].Env!["FEATURE"]);
     }

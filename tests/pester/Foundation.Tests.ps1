@@ -171,19 +171,19 @@ Describe 'Starting an app' {
     }
 
     It 'passes the session environment, -Environment and -Arguments to the instances' {
-        $env:FOUNDATION_FROM_SESSION = 'session value'
+        $env:NODE_FOUNDATION_FROM_SESSION = 'session value'
         try {
             $app = Start-EchoApp -Name envy -Instances 2 -Environment @{ FOUNDATION_FROM_PARAMETER = 'z' } -Arguments 'alpha', 'beta gamma'
         }
         finally {
-            Remove-Item Env:FOUNDATION_FROM_SESSION
+            Remove-Item Env:NODE_FOUNDATION_FROM_SESSION
         }
 
-        $answers = Invoke-UntilAllAnswer -Port $app.Port -ExpectedPid $app.Instances.Pid -Path '/?env=FOUNDATION_FROM_SESSION,FOUNDATION_FROM_PARAMETER,FOUNDATION_NEVER_SET'
+        $answers = Invoke-UntilAllAnswer -Port $app.Port -ExpectedPid $app.Instances.Pid -Path '/?env=NODE_FOUNDATION_FROM_SESSION,FOUNDATION_FROM_PARAMETER,FOUNDATION_NEVER_SET'
 
         @($answers.pid | Sort-Object -Unique).Count | Should -Be 2
         foreach ($answer in $answers) {
-            $answer.env.FOUNDATION_FROM_SESSION | Should -Be 'session value'
+            $answer.env.NODE_FOUNDATION_FROM_SESSION | Should -Be 'session value'
             $answer.env.FOUNDATION_FROM_PARAMETER | Should -Be 'z'
             $answer.env.FOUNDATION_NEVER_SET | Should -BeNullOrEmpty
             $answer.argv | Should -Be @('alpha', 'beta gamma')

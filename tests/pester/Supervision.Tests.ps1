@@ -140,7 +140,7 @@ Describe 'A lost Node primary' {
 
         @($lies | Select-Object -Unique) | Should -BeNullOrEmpty -Because "no poll of the $($polls.Count) during the outage may report a dead worker, or none, online"
         $timedOut | Should -BeNullOrEmpty
-        foreach ($dead in $deadPids) { Test-ProcessAlive -Id $dead | Should -BeFalse -Because "worker $dead exited with its primary" }
+        foreach ($dead in $deadPids) { Test-ProcessRunning -Id $dead | Should -BeFalse -Because "worker $dead exited with its primary" }
         Test-ProcessAlive -Id $primaries[0] | Should -BeFalse
         $newPrimaries = @()
         foreach ($app in $first, $second) {
