@@ -23,6 +23,9 @@ internal sealed class RequestHandler
         _requestShutdown = requestShutdown;
     }
 
+    /// <summary>Whether the host stops because a client asked it to (Stop-ClusterHost).</summary>
+    public bool ShutdownRequested { get; private set; }
+
     public static string Version =>
         typeof(RequestHandler).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
@@ -51,6 +54,7 @@ internal sealed class RequestHandler
 
         if (request.Command == CommandNames.Shutdown)
         {
+            ShutdownRequested = true;
             _requestShutdown();
         }
         else if (request.Command is not (CommandNames.Ping or CommandNames.List or CommandNames.HostInfo or CommandNames.Logs))

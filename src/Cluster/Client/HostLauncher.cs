@@ -1,6 +1,8 @@
 using System;
 using System.Diagnostics;
 using System.IO;
+using System.Linq;
+using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Threading;
@@ -86,7 +88,7 @@ namespace Cluster.Client
         }
 
         /// <summary>Creates CLUSTER_HOME owner only (the host refuses one that others may write to).</summary>
-        private static void CreateHome(string home)
+        internal static void CreateHome(string home)
         {
             if (Directory.Exists(home))
             {
@@ -103,37 +105,35 @@ namespace Cluster.Client
             {
                 Directory.CreateDirectory(home);
             }
-            else if (mkdir(home, Convert.ToUInt32("700", 8)) != 0 && !Directory.Exists(home))
+            else if (Posix.mkdir(home, Posix.OwnerOnlyFolder) != 0 && !Directory.Exists(home))
             {
                 throw new HostUnavailableException($"Could not create CLUSTER_HOME {home} (error {Marshal.GetLastWin32Error()}).");
             }
         }
 
-        [DllImport("libc", SetLastError = true)]
-        private static extern int mkdir([MarshalAs(UnmanagedType.LPStr)] string path, uint mode);
+        /// <summary>The module's version (the host's runtime copy is named for it).</summary>
+        public static string ModuleVersion =>
+            (typeof(HostLauncher).Assembly.GetCustomAttributes(typeof(AssemblyInformationalVersionAttribute), false).FirstOrDefault() as AssemblyInformationalVersionAttribute)
+                ?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+        /// <summary>
+        /// The host's command line: its runtime copy in CLUSTER_HOME (made on first use), told to take the Node
+        /// primary and the drain preload from that copy too.
+        /// </summary>
+        internal static ProcessStartInfo StartInfo(string home, bool foreground)
+        {
+            string moduleDirectory = ModuleDirectory;
+            HostBinary binary = HostBinary.Locate(moduleDirectory);
+            CreateHome(home);
+            string runtime = HostRuntime.Ensure(home, ModuleVersion, binary, moduleDirectory);
+            string entry = Path.Combine(runtime, binary.Entry);
+            string arguments = Quote("--module") + " " + Quote(runtime) + " " + Quote("--home") + " " + Quote(home) + (foreground ? " --foreground" : "");
+            return binary.IsNative ? new ProcessStartInfo(entry, arguments) : new ProcessStartInfo("dotnet", Quote(entry) + " " + arguments);
+        }
 
         private static Process Start(string home)
         {
-            string moduleDirectory = ModuleDirectory;
-            string hostDirectory = Path.Combine(moduleDirectory, "host");
-            string native = Path.Combine(hostDirectory, RuntimeInformation.IsOSPlatform(OSPlatform.Windows) ? "cluster-host.exe" : "cluster-host");
-            string managed = Path.Combine(hostDirectory, "cluster-host.dll");
-            string arguments = Quote("--module") + " " + Quote(moduleDirectory) + " " + Quote("--home") + " " + Quote(home);
-            ProcessStartInfo start;
-            if (File.Exists(native))
-            {
-                start = new ProcessStartInfo(native, arguments);
-            }
-            else if (File.Exists(managed))
-            {
-                start = new ProcessStartInfo("dotnet", Quote(managed) + " " + arguments);
-            }
-            else
-            {
-                throw new HostUnavailableException($"The Cluster host is missing from the module folder ({hostDirectory}). Reinstall or rebuild the module.");
-            }
-
-            CreateHome(home);
+            ProcessStartInfo start = StartInfo(home, foreground: false);
             // The host must not hold on to this session's console or pipes: it outlives the session.
             start.UseShellExecute = false;
             start.CreateNoWindow = true;

@@ -140,7 +140,14 @@ namespace Cluster.Commands
             }
             catch (HostUnavailableException e)
             {
-                ErrorCategory category = e.Code == "HostUnsafePath" ? ErrorCategory.SecurityError : ErrorCategory.ConnectionError;
+                ErrorCategory category = e.Code switch
+                {
+                    "HostUnsafePath" => ErrorCategory.SecurityError,
+                    "HostUnsupportedPlatform" => ErrorCategory.NotInstalled,
+                    "HostFilesMissing" => ErrorCategory.NotInstalled,
+                    "HostRuntimeCopyFailed" => ErrorCategory.WriteError,
+                    _ => ErrorCategory.ConnectionError,
+                };
                 ThrowTerminatingError(NewError(e.Code, category, e.Message, e.Target ?? HostLauncher.Home, e));
                 throw;
             }
