@@ -207,6 +207,7 @@ function New-ModuleFolder {
     foreach ($pattern in $ModuleFilePatterns) {
         Get-ChildItem -Path (Join-Path $RepoRoot 'module') -Filter $pattern -File | Copy-Item -Destination $Path
     }
+    Copy-Item (Join-Path $RepoRoot 'LICENSE') $Path
 }
 
 # Publishes the host into $OutputPath: Native AOT when a runtime identifier is known and a native toolchain is
@@ -291,12 +292,16 @@ function Get-HostCacheFolder {
 
 # The folder holding a self-contained, trimmed single-file host for $Rid: from the host cache when it was built
 # from the same inputs, else published now (into a separate artifacts folder, so the project's own obj/ is left
-# alone) and stored there. A cache entry appears by one rename, complete or not at all.
+# alone) and stored there. A cache entry appears by one rename, complete or not at all. Returns $null, with the
+# reason in $Unavailable, when the NuGet sources do not serve that platform's runtime pack.
 function Get-CachedHost {
-    param([string] $Rid)
+    param([string] $Rid, [hashtable] $Unavailable)
 
     $project = Join-Path $RepoRoot 'src/Cluster.Host'
-    $settings = @('-c', $Configuration, '-r', $Rid, '--self-contained', '-p:PublishSingleFile=true', '-p:PublishTrimmed=true', '-p:DebugType=none')
+    $settings = @(
+        '-c', $Configuration, '-r', $Rid, '--self-contained', '-p:PublishSingleFile=true', '-p:PublishTrimmed=true'
+        '-p:DebugType=none', '-p:DisableTransitiveFrameworkReferenceDownloads=true'
+    )
     $hash = Get-HostInputHash -PublishArguments $settings
     $cache = Get-HostCacheFolder
     $entry = Join-Path $cache "$Rid-$hash"
@@ -309,7 +314,20 @@ function Get-CachedHost {
     Write-Step "Publishing the host for $Rid (self-contained, trimmed, single file)"
     $work = Join-Path ([IO.Path]::GetTempPath()) "cluster-host-$Rid-$([guid]::NewGuid().ToString('n'))"
     try {
-        Invoke-Native dotnet (@('publish', $project) + $settings + @('--artifacts-path', (Join-Path $work 'artifacts'), '-o', (Join-Path $work 'out'), '-nologo'))
+        $arguments = @('publish', $project) + $settings + @('--artifacts-path', (Join-Path $work 'artifacts'), '-o', (Join-Path $work 'out'), '-nologo')
+        $output = & dotnet @arguments 2>&1 | ForEach-Object { "$_" }
+        $exitCode = $LASTEXITCODE
+        $output | Out-Host
+        if ($exitCode) {
+            $missing = @($output | Select-String -Pattern 'error NU1101: Unable to find package (Microsoft\.NETCore\.App\.[\w.-]+)' | ForEach-Object { $_.Matches[0].Groups[1].Value } | Sort-Object -Unique)
+            if ($missing) {
+                $Unavailable[$Rid] = "the NuGet sources of this machine do not serve $($missing -join ', ')"
+                Write-Warning "No host for $($Rid): $($Unavailable[$Rid])."
+                return $null
+            }
+            throw "'dotnet $($arguments -join ' ')' failed with exit code $exitCode."
+        }
+
         $staged = Join-Path $cache ".staging-$Rid-$([guid]::NewGuid().ToString('n'))"
         $null = New-Item -ItemType Directory -Path $staged -Force
         Copy-Item (Join-Path $work "out/$exe") $staged
@@ -348,15 +366,27 @@ function Invoke-PackageTask {
         Copy-Item $ModuleOut $staging -Recurse
         $portable = Join-Path $staging "hosts/$PortableHostFolder"
         if (Test-Path $portable) { Remove-Item $portable -Recurse -Force }
+        $hosts = [ordered]@{}
+        $unavailable = @{}
         foreach ($rid in $PackageRuntimes) {
             if (Test-Path (Join-Path $staging "hosts/$rid/$(Get-HostExecutableName $rid)")) {
                 Write-Step "Host for $($rid): Native AOT, from the build"
+                $hosts[$rid] = [ordered]@{ build = 'NativeAot' }
                 continue
             }
-            Copy-HostExecutable -From (Get-CachedHost -Rid $rid) -Rid $rid -ModuleFolder $staging
+            $folder = Get-CachedHost -Rid $rid -Unavailable $unavailable
+            if ($folder) {
+                Copy-HostExecutable -From $folder -Rid $rid -ModuleFolder $staging
+                $hosts[$rid] = [ordered]@{ build = 'SingleFile' }
+            }
+            else {
+                $hosts[$rid] = [ordered]@{ build = $null; missing = $unavailable[$rid] }
+            }
         }
         $extra = Get-ChildItem (Join-Path $staging 'hosts') -Directory | Where-Object Name -NotIn $PackageRuntimes
         if ($extra) { $extra | Remove-Item -Recurse -Force }
+        # What the package carries, and why a platform is missing: read by the package tests and by people.
+        $hosts | ConvertTo-Json | Set-Content -Path (Join-Path $staging 'hosts/hosts.json') -Encoding utf8NoBOM
 
         Write-Step "Publishing $package"
         if (Test-Path $package) { Remove-Item $package -Force }
@@ -379,7 +409,11 @@ function Invoke-PackageTask {
     }
 
     $size = (Get-Item $package).Length
-    Write-Step ("Packaged {0} ({1:N1} MB, hosts for {2})" -f $package, ($size / 1MB), ($PackageRuntimes -join ', '))
+    $carried = @($PackageRuntimes | Where-Object { -not $unavailable.ContainsKey($_) })
+    Write-Step ("Packaged {0} ({1:N1} MB, hosts for {2})" -f $package, ($size / 1MB), ($carried -join ', '))
+    foreach ($rid in $unavailable.Keys) {
+        Write-Warning "The package has no host for $($rid): $($unavailable[$rid])."
+    }
 }
 
 # docs/en-US/*.md (PlatyPS markdown) -> en-US/Cluster.dll-Help.xml and about_Cluster.help.txt: with PlatyPS

@@ -97,8 +97,8 @@ internal sealed class RequestHandler
             case CommandNames.HostInfo:
                 return new Frame { Host = HostInfo() };
             case CommandNames.Shutdown:
-                _log.Information("Shutting down on request: stopping every app");
-                await _supervisor.StopAllAsync().ConfigureAwait(false);
+                _log.Information("Shutting down on request: stopping every app, which stays stopped until it is started again");
+                await _supervisor.StopAllAsync(keepStopped: true).ConfigureAwait(false);
                 return new Frame { Host = HostInfo() };
             default:
                 throw new ClusterException(

@@ -21,6 +21,8 @@ BeforeAll {
         'Set-ClusterApp'
         'Get-ClusterHost'
         'Stop-ClusterHost'
+        'Register-ClusterStartup'
+        'Unregister-ClusterStartup'
     )
 
     # Runs a command in a fresh 'pwsh -NoProfile'. Under 'dotnet pwsh' this process is dotnet itself.

@@ -65,13 +65,20 @@ namespace Cluster.Client
             throw new HostUnavailableException(message, "HostUnsupportedPlatform", platform);
         }
 
-        /// <summary>The runtime identifiers of this machine, best first: the OS's own architecture, then the process's.</summary>
+        /// <summary>
+        /// The runtime identifiers of this machine, best first: the OS's own architecture, then the process's, then
+        /// x64 where the OS runs x64 programs under emulation (Windows 11 on Arm, macOS with Rosetta 2).
+        /// </summary>
         internal static IEnumerable<string> RuntimeIdentifiers()
         {
             string os = OperatingSystemPart();
-            return new[] { RuntimeInformation.OSArchitecture, RuntimeInformation.ProcessArchitecture }
-                .Select(a => os + "-" + ArchitecturePart(a))
-                .Distinct(StringComparer.Ordinal);
+            var architectures = new List<Architecture> { RuntimeInformation.OSArchitecture, RuntimeInformation.ProcessArchitecture };
+            if ((os == "win" || os == "osx") && RuntimeInformation.OSArchitecture == Architecture.Arm64)
+            {
+                architectures.Add(Architecture.X64);
+            }
+
+            return architectures.Select(a => os + "-" + ArchitecturePart(a)).Distinct(StringComparer.Ordinal);
         }
 
         internal static string ExecutableName(string rid) =>

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using System.Linq;
@@ -117,23 +118,43 @@ namespace Cluster.Client
                 ?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
         /// <summary>
-        /// The host's command line: its runtime copy in CLUSTER_HOME (made on first use), told to take the Node
-        /// primary and the drain preload from that copy too.
+        /// The host's command line: its runtime copy in CLUSTER_HOME (made on first use unless only planned), told to
+        /// take the Node primary and the drain preload from that copy too. A framework-dependent host runs under dotnet.
         /// </summary>
-        internal static ProcessStartInfo StartInfo(string home, bool foreground)
+        internal static IReadOnlyList<string> HostCommand(string home, bool foreground, bool create = true)
         {
             string moduleDirectory = ModuleDirectory;
             HostBinary binary = HostBinary.Locate(moduleDirectory);
-            CreateHome(home);
-            string runtime = HostRuntime.Ensure(home, ModuleVersion, binary, moduleDirectory);
-            string entry = Path.Combine(runtime, binary.Entry);
-            string arguments = Quote("--module") + " " + Quote(runtime) + " " + Quote("--home") + " " + Quote(home) + (foreground ? " --foreground" : "");
-            return binary.IsNative ? new ProcessStartInfo(entry, arguments) : new ProcessStartInfo("dotnet", Quote(entry) + " " + arguments);
+            string runtime;
+            if (create)
+            {
+                CreateHome(home);
+                runtime = HostRuntime.Ensure(home, ModuleVersion, binary, moduleDirectory);
+            }
+            else
+            {
+                runtime = HostRuntime.Plan(home, ModuleVersion, binary, moduleDirectory);
+            }
+
+            var command = new List<string>();
+            if (!binary.IsNative)
+            {
+                command.Add("dotnet");
+            }
+
+            command.AddRange(new[] { Path.Combine(runtime, binary.Entry), "--module", runtime, "--home", home });
+            if (foreground)
+            {
+                command.Add("--foreground");
+            }
+
+            return command;
         }
 
         private static Process Start(string home)
         {
-            ProcessStartInfo start = StartInfo(home, foreground: false);
+            IReadOnlyList<string> command = HostCommand(home, foreground: false);
+            var start = new ProcessStartInfo(command[0], string.Join(" ", command.Skip(1).Select(Quote)));
             // The host must not hold on to this session's console or pipes: it outlives the session.
             start.UseShellExecute = false;
             start.CreateNoWindow = true;
@@ -144,7 +165,14 @@ namespace Cluster.Client
             // A small gen0 budget (the default is sized by the CPU cache, 20 MB and more here): memory a burst of
             // connections or requests used goes back to where it was instead of staying at the budget.
             start.Environment["DOTNET_GCgen0size"] = "200000"; // hexadecimal: 2 MB
-            return Process.Start(start) ?? throw new HostUnavailableException("The Cluster host could not be started.");
+            try
+            {
+                return Process.Start(start) ?? throw new HostUnavailableException("The Cluster host could not be started.");
+            }
+            catch (System.ComponentModel.Win32Exception e)
+            {
+                throw new HostUnavailableException($"The Cluster host {command[0]} could not be started: {e.Message}", "HostStartFailed", command[0]);
+            }
         }
 
         /// <summary>Quotes one argument for a command line (the rules of CommandLineToArgvW, which .NET also parses by).</summary>

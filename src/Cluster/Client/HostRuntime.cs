@@ -28,7 +28,14 @@ namespace Cluster.Client
         /// other files (another build of the same version), the copy goes to &lt;version&gt;-&lt;content hash&gt; instead,
         /// so that a host running from the first one is left alone.
         /// </summary>
-        public static string Ensure(string home, string version, HostBinary binary, string moduleDirectory)
+        public static string Ensure(string home, string version, HostBinary binary, string moduleDirectory) =>
+            Resolve(home, version, binary, moduleDirectory, create: true);
+
+        /// <summary>The folder <see cref="Ensure"/> would return, made or changed in no way (for -WhatIf).</summary>
+        public static string Plan(string home, string version, HostBinary binary, string moduleDirectory) =>
+            Resolve(home, version, binary, moduleDirectory, create: false);
+
+        private static string Resolve(string home, string version, HostBinary binary, string moduleDirectory, bool create)
         {
             var sources = new List<(string Name, string Path)>();
             foreach (string file in Directory.GetFiles(binary.Folder).OrderBy(f => f, StringComparer.Ordinal))
@@ -49,10 +56,15 @@ namespace Cluster.Client
 
             var hashes = sources.ToDictionary(s => s.Name, s => HashOf(s.Path), StringComparer.Ordinal);
             string root = Path.Combine(home, RuntimeFolder);
+            string[] candidates = { version, version + "-" + Combined(hashes).Substring(0, 12) };
+            if (!create)
+            {
+                string first = Path.Combine(root, candidates[0]);
+                return !Directory.Exists(first) || Matches(first, hashes) ? first : Path.Combine(root, candidates[1]);
+            }
+
             CreatePrivateFolder(root);
             RemoveAbandoned(root);
-
-            string[] candidates = { version, version + "-" + Combined(hashes).Substring(0, 12) };
             foreach (string candidate in candidates)
             {
                 string target = Path.Combine(root, candidate);

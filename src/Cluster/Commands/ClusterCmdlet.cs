@@ -146,6 +146,7 @@ namespace Cluster.Commands
                     "HostUnsupportedPlatform" => ErrorCategory.NotInstalled,
                     "HostFilesMissing" => ErrorCategory.NotInstalled,
                     "HostRuntimeCopyFailed" => ErrorCategory.WriteError,
+                    "HostStartFailed" => ErrorCategory.ResourceUnavailable,
                     _ => ErrorCategory.ConnectionError,
                 };
                 ThrowTerminatingError(NewError(e.Code, category, e.Message, e.Target ?? HostLauncher.Home, e));
