@@ -319,7 +319,7 @@ function Get-CachedHost {
         $exitCode = $LASTEXITCODE
         $output | Out-Host
         if ($exitCode) {
-            $missing = @($output | Select-String -Pattern 'error NU1101: Unable to find package (Microsoft\.NETCore\.App\.[\w.-]+)' | ForEach-Object { $_.Matches[0].Groups[1].Value } | Sort-Object -Unique)
+            $missing = @($output | Select-String -Pattern 'error NU1101: Unable to find package (Microsoft\.NETCore\.App\.[\w.-]*[\w-])' | ForEach-Object { $_.Matches[0].Groups[1].Value } | Sort-Object -Unique)
             if ($missing) {
                 $Unavailable[$Rid] = "the NuGet sources of this machine do not serve $($missing -join ', ')"
                 Write-Warning "No host for $($Rid): $($Unavailable[$Rid])."

@@ -136,6 +136,12 @@ internal static partial class Program
         await bringingBack.ConfigureAwait(false);
         await serving.ConfigureAwait(false);
         await watchingMemory.ConfigureAwait(false);
+        if (handler.HandoverRequested)
+        {
+            Log.Information("Cluster host {Pid} handed over; its apps go on serving for the newer host", Environment.ProcessId);
+            return 0;
+        }
+
         if (leaveAppsRunning && !handler.ShutdownRequested)
         {
             Log.Information("Cluster host {Pid} stopped by SIGTERM in the foreground; its apps go on serving for the next host", Environment.ProcessId);

@@ -26,6 +26,9 @@ internal sealed class RequestHandler
     /// <summary>Whether the host stops because a client asked it to (Stop-ClusterHost).</summary>
     public bool ShutdownRequested { get; private set; }
 
+    /// <summary>Whether the host exits to let a newer host take over its apps, which it leaves running.</summary>
+    public bool HandoverRequested { get; private set; }
+
     public static string Version =>
         typeof(RequestHandler).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
@@ -57,7 +60,12 @@ internal sealed class RequestHandler
             ShutdownRequested = true;
             _requestShutdown();
         }
-        else if (request.Command is not (CommandNames.Ping or CommandNames.List or CommandNames.HostInfo or CommandNames.Logs))
+        else if (request.Command == CommandNames.Handover)
+        {
+            HandoverRequested = true;
+            _requestShutdown();
+        }
+        else if (request.Command is not (CommandNames.Ping or CommandNames.List or CommandNames.HostInfo or CommandNames.Logs or CommandNames.Handover))
         {
             ReturnFreeMemory();
         }
@@ -95,6 +103,9 @@ internal sealed class RequestHandler
             case CommandNames.Logs:
                 return await LogsAsync(NameOf(request), Required(request.Logs, "logs"), writer, clientGone).ConfigureAwait(false);
             case CommandNames.HostInfo:
+                return new Frame { Host = HostInfo() };
+            case CommandNames.Handover:
+                _log.Information("Handing over to a newer host: leaving every app running for it to take back");
                 return new Frame { Host = HostInfo() };
             case CommandNames.Shutdown:
                 _log.Information("Shutting down on request: stopping every app, which stays stopped until it is started again");
@@ -156,6 +167,7 @@ internal sealed class RequestHandler
         Endpoint = _paths.Endpoint,
         AppCount = _supervisor.Count,
         MemoryBytes = Environment.WorkingSet,
+        Runtime = Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory),
     };
 
     private static Frame Apps(AppInfo app) => new() { Apps = new List<AppInfo> { app } };

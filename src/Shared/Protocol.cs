@@ -19,6 +19,9 @@ namespace Cluster.Protocol
         public const string Logs = "logs";
         public const string HostInfo = "host";
         public const string Shutdown = "shutdown";
+
+        /// <summary>A newer module takes over: the host answers, then exits leaving every app running for the newer host to adopt.</summary>
+        public const string Handover = "handover";
     }
 
     internal sealed class Request
@@ -196,6 +199,9 @@ namespace Cluster.Protocol
         public string Endpoint { get; set; } = "";
         public int AppCount { get; set; }
         public long MemoryBytes { get; set; }
+
+        /// <summary>The folder the host runs from: its runtime copy in CLUSTER_HOME (empty from hosts before 0.1.0's copy).</summary>
+        public string Runtime { get; set; } = "";
     }
 
     internal sealed class LogLineInfo

@@ -238,6 +238,8 @@ $hostInfo = Get-ClusterHost
     Before = $before.pid
     After = $after.pid
     HostPid = $hostInfo.Pid
+    HostRuntime = $hostInfo.Runtime
+    HostVersion = $hostInfo.Version
 } | ConvertTo-Json -Compress
 '@
     }
@@ -264,6 +266,8 @@ $hostInfo = Get-ClusterHost
 
     It 'runs the host, the primary and the drain preload from CLUSTER_HOME/runtime/<version>, never from the module folder' {
         $runtime = Join-Path $InstallHome "runtime/$Version"
+        $Session.Result.HostRuntime | Should -Be $runtime -Because 'Get-ClusterHost says where the host runs from'
+        $Session.Result.HostVersion | Should -Be $Version
         (Get-Item "/proc/$($Session.Result.HostPid)/exe").Target | Should -Be (Join-Path $runtime 'cluster-host')
         (Get-Item (Join-Path $runtime 'cluster-host')).UnixFileMode.HasFlag([IO.UnixFileMode]::UserExecute) | Should -BeTrue
         (Get-Item $runtime).UnixFileMode | Should -Be ([IO.UnixFileMode] 'UserRead, UserWrite, UserExecute')
@@ -355,5 +359,134 @@ catch { @{ Id = $_.FullyQualifiedErrorId; Category = "$($_.CategoryInfo.Category
         $result.Result.Message | Should -Match "no host for this platform \($rid"
         $result.Result.Message | Should -Match 'osx-arm64, win-arm64'
         Join-Path $clusterHome 'runtime' | Should -Not -Exist -Because 'nothing is copied for a platform with no host'
+    }
+}
+
+Describe 'Upgrading under load to a newer version of the module' -Skip:(-not $IsLinux) {
+    BeforeAll {
+        # Version N is the built module (a copy of it, so that it can be removed); N+1 is the same sources built with
+        # the next patch version: its cmdlets, and a framework-dependent host (quicker to build than a native one).
+        $current = [version] $Version
+        $script:Next = "$($current.Major).$($current.Minor).$($current.Build + 1)"
+        $repo = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
+        $artifacts = Join-Path $Work 'next-artifacts'
+        $hostOut = Join-Path $Work 'next-host'
+        $build = & dotnet build (Join-Path $repo 'src/Cluster') -c Release "-p:Version=$Next" --artifacts-path $artifacts -nologo 2>&1 | Out-String
+        $LASTEXITCODE | Should -Be 0 -Because $build
+        $publish = & dotnet publish (Join-Path $repo 'src/Cluster.Host') -c Release "-p:Version=$Next" --artifacts-path $artifacts -o $hostOut -nologo 2>&1 | Out-String
+        $LASTEXITCODE | Should -Be 0 -Because $publish
+
+        $script:ModuleN = Join-Path $Work 'n/Cluster'
+        $script:ModuleNext = Join-Path $Work 'next/Cluster'
+        foreach ($folder in $ModuleN, $ModuleNext) {
+            $null = New-Item -ItemType Directory -Path (Split-Path $folder)
+            Copy-Item $BuiltModule $folder -Recurse
+        }
+        Copy-Item (Join-Path $artifacts 'bin/Cluster/release/Cluster.dll') $ModuleNext -Force
+        $manifest = Join-Path $ModuleNext 'Cluster.psd1'
+        (Get-Content -Raw $manifest) -replace "ModuleVersion(\s*)=(\s*)'[^']+'", "ModuleVersion`$1=`$2'$Next'" | Set-Content -Path $manifest -NoNewline
+        Remove-Item (Join-Path $ModuleNext 'hosts') -Recurse -Force
+        $portable = New-Item -ItemType Directory -Path (Join-Path $ModuleNext 'hosts/portable')
+        foreach ($file in 'cluster-host.dll', 'cluster-host.runtimeconfig.json', 'cluster-host.deps.json', 'Serilog.dll', 'Serilog.Sinks.File.dll') {
+            Copy-Item (Join-Path $hostOut $file) $portable
+        }
+
+        $script:UpgradeHome = New-PackageTestHome
+        $script:UpgradePort = Get-FreePort
+        $script:Node = (Get-Command -Name node -CommandType Application | Select-Object -First 1).Source
+
+        # A fresh pwsh that imports the given module and runs the script; returns its result and warnings.
+        function Invoke-WithModule([string] $Module, [string] $Script) {
+            Invoke-FreshPwsh -Environment @{ CLUSTER_HOME = $UpgradeHome; CLUSTER_TEST_MODULE = (Join-Path $Module 'Cluster.psd1'); CLUSTER_TEST_PORT = "$UpgradePort"; CLUSTER_TEST_SCRIPT = (Join-Path $Fixtures 'app.js') } -Script (@'
+$ErrorActionPreference = 'Stop'
+Import-Module $env:CLUSTER_TEST_MODULE
+'@ + "`n" + $Script)
+        }
+
+        function Start-Load {
+            $folder = Join-Path $Work ('load-' + [guid]::NewGuid().ToString('n').Substring(0, 8))
+            $null = New-Item -ItemType Directory -Path $folder
+            $load = [pscustomobject]@{ Stop = "$folder/stop"; Ready = "$folder/ready"; Output = "$folder/result.json"; Errors = "$folder/stderr.txt"; Process = $null }
+            $load.Process = Start-Process -FilePath $Node -PassThru -RedirectStandardOutput $load.Output -RedirectStandardError $load.Errors -ArgumentList @(
+                (Join-Path $Fixtures 'load.js'), '--port', $UpgradePort, '--connection', 'close', '--concurrency', 4,
+                '--stop', $load.Stop, '--ready', $load.Ready, '--ready-after', 50, '--max-seconds', 60)
+            Wait-Until { (Test-Path $load.Ready) -or $load.Process.HasExited } -Because 'the load client to get its first answers'
+            $load
+        }
+
+        function Stop-Load($Load) {
+            $null = New-Item -ItemType File -Path $Load.Stop
+            $Load.Process.WaitForExit(70000) | Should -BeTrue
+            Get-Content -Raw $Load.Output | ConvertFrom-Json -AsHashtable
+        }
+    }
+
+    It 'hands over from the host of N to the host of N+1 with every request answered and the same workers' {
+        $before = Invoke-WithModule $ModuleN @'
+$app = Start-ClusterApp -Path $env:CLUSTER_TEST_SCRIPT -Name upgrade -Instances 2 -Environment @{ PORT = $env:CLUSTER_TEST_PORT }
+@{ HostPid = (Get-ClusterHost).Pid; Pids = @($app.Instances.Pid); Status = "$($app.Status)" } | ConvertTo-Json -Compress
+'@
+        $before.Result.Status | Should -Be 'Online' -Because $before.Output
+
+        $load = Start-Load
+        $after = Invoke-WithModule $ModuleNext @'
+$app = Get-ClusterApp upgrade -WarningVariable warned
+$hostInfo = Get-ClusterHost
+@{ HostPid = $hostInfo.Pid; Version = $hostInfo.Version; Runtime = $hostInfo.Runtime; Pids = @($app.Instances.Pid); Status = "$($app.Status)"; Warnings = @($warned | ForEach-Object Message) } | ConvertTo-Json -Compress
+'@
+        Start-Sleep -Milliseconds 500
+        $result = Stop-Load $load
+
+        $after.ExitCode | Should -Be 0 -Because $after.Output
+        $after.Result.Version | Should -Be $Next
+        $after.Result.HostPid | Should -Not -Be $before.Result.HostPid
+        Test-ProcessAlive -Id $before.Result.HostPid | Should -BeFalse -Because 'the old host exits once it has handed over'
+        $after.Result.Runtime | Should -Be (Join-Path $UpgradeHome "runtime/$Next")
+        $after.Result.Status | Should -Be 'Online'
+        @($after.Result.Pids | Sort-Object) | Should -Be @($before.Result.Pids | Sort-Object) -Because 'the new host adopted the workers'
+        @($after.Result.Warnings).Count | Should -Be 0
+        $result.failed | Should -Be 0 -Because "no request may fail during the handover: $($result.errors | ConvertTo-Json -Compress)"
+        $result.ok | Should -BeGreaterThan 50
+    }
+
+    It 'reloads and restarts a crashed worker after version N is removed' {
+        Remove-Item $ModuleN -Recurse -Force
+        $load = Start-Load
+        $run = Invoke-WithModule $ModuleNext @'
+$reloaded = Invoke-ClusterReload -Name upgrade
+$victim = $reloaded.Instances[0].Pid
+Stop-Process -Id $victim -Force
+$deadline = [DateTime]::UtcNow.AddSeconds(20)
+do {
+    Start-Sleep -Milliseconds 200
+    $app = Get-ClusterApp upgrade
+} until (($app.Status -eq 'Online' -and $victim -notin $app.Instances.Pid) -or [DateTime]::UtcNow -gt $deadline)
+@{ Reloaded = "$($reloaded.Status)"; Victim = $victim; Status = "$($app.Status)"; Pids = @($app.Instances.Pid) } | ConvertTo-Json -Compress
+'@
+        $result = Stop-Load $load
+        $run.ExitCode | Should -Be 0 -Because $run.Output
+        $run.Result.Reloaded | Should -Be 'Online'
+        $run.Result.Status | Should -Be 'Online'
+        $run.Result.Victim | Should -Not -BeIn $run.Result.Pids
+        # Failed requests are not counted here: the worker killed with SIGKILL drops the requests it was serving.
+        $result.ok | Should -BeGreaterThan 0
+        @(Get-CommandLineNaming -Path $ModuleN).Count | Should -Be 0 -Because 'nothing runs from the removed module'
+        @(Get-CommandLineNaming -Path (Join-Path $UpgradeHome "runtime/$Next/drain.js")).Count | Should -Be 2 -Because 'the new workers preload the new runtime copy'
+        Join-Path $UpgradeHome "runtime/$Version/primary.js" | Should -Exist -Because 'the adopted primary still runs the copy of N, which stays'
+    }
+
+    It 'says clearly, and still works, when an older module finds the newer host' {
+        $old = Invoke-WithModule (Split-Path -Parent $env:CLUSTER_MODULE_PATH) @'
+$app = Get-ClusterApp upgrade -WarningVariable warned
+@{ Status = "$($app.Status)"; Version = (Get-ClusterHost -WarningAction SilentlyContinue).Version; Warnings = @($warned | ForEach-Object Message) } | ConvertTo-Json -Compress
+'@
+        $old.ExitCode | Should -Be 0 -Because $old.Output
+        $old.Result.Status | Should -Be 'Online'
+        $old.Result.Version | Should -Be $Next -Because 'an older module never hands over to its own, older host'
+        @($old.Result.Warnings) | Should -HaveCount 1
+        $old.Result.Warnings[0] | Should -Match "is version $([regex]::Escape($Next)), newer than this module \($([regex]::Escape($Version))\)"
+
+        $stop = Invoke-WithModule $ModuleNext 'Stop-ClusterHost -Confirm:$false'
+        $stop.ExitCode | Should -Be 0 -Because $stop.Output
     }
 }

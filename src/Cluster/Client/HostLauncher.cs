@@ -36,13 +36,22 @@ namespace Cluster.Client
 
         public static HostConnection? TryConnect() => TryConnect(Home);
 
-        public static HostConnection Connect(CancellationToken cancel)
+        /// <summary>
+        /// A connection to the host of CLUSTER_HOME, started if none runs. Versions are exchanged first: a host older
+        /// than this module is asked to hand over (it exits, leaving its apps running, and the host started here takes
+        /// them back), unless <paramref name="handOver"/> is false; a newer host is used as it is, with a warning.
+        /// </summary>
+        public static HostConnection Connect(CancellationToken cancel, Action<string>? warn = null, bool handOver = true)
         {
             string home = Home;
             HostConnection? connection = TryConnect(home);
             if (connection is not null)
             {
-                return connection;
+                connection = Handshake(home, connection, warn, handOver);
+                if (connection is not null)
+                {
+                    return connection;
+                }
             }
 
             using Process host = Start(home);
@@ -75,6 +84,99 @@ namespace Cluster.Client
             throw new HostUnavailableException(
                 $"The Cluster host did not answer within {StartTimeout.TotalSeconds} seconds of starting. Its log is {Path.Combine(home, "logs", "host.log")}.");
         }
+
+        /// <summary>
+        /// Asks the host its version (on the connection given, which it disposes). Returns a new connection to use, or
+        /// null when there is no host any more: an older one handed over and exited, or the host went away.
+        /// </summary>
+        private static HostConnection? Handshake(string home, HostConnection probe, Action<string>? warn, bool handOver)
+        {
+            HostInfo? running;
+            using (probe)
+            {
+                running = Ask(probe, new Request { Command = CommandNames.HostInfo })?.Host;
+            }
+
+            string mine = ModuleVersion;
+            int order = CompareVersions(running?.Version, mine);
+            if (running is not null && order > 0)
+            {
+                warn?.Invoke(
+                    $"The Cluster host of {home} is version {running.Version}, newer than this module ({mine}). This session goes on with it, "
+                    + $"but a newer host may refuse what this module asks or answer with less; import Cluster {running.Version} (Import-Module Cluster -RequiredVersion {running.Version}) to match it.");
+            }
+
+            if (running is null || order >= 0 || !handOver)
+            {
+                return TryConnect(home);
+            }
+
+            HostConnection? asking = TryConnect(home);
+            if (asking is null)
+            {
+                return null;
+            }
+
+            Frame? reply;
+            using (asking)
+            {
+                reply = Ask(asking, new Request { Command = CommandNames.Handover });
+            }
+
+            if (reply?.Host is null)
+            {
+                string why = reply?.Error?.Message ?? "it did not answer";
+                warn?.Invoke(
+                    $"The Cluster host of {home} is version {running.Version}, older than this module ({mine}), and cannot hand its apps over ({why}). "
+                    + $"This session goes on with the older host; to move the apps to the host of {mine}, run Stop-ClusterHost and then Restart-ClusterApp for each app.");
+                return TryConnect(home);
+            }
+
+            WaitForExit(reply.Host.Pid, home);
+            return null;
+        }
+
+        /// <summary>Sends one request and reads its frames to the last; null if the host closed the connection first.</summary>
+        private static Frame? Ask(HostConnection connection, Request request)
+        {
+            try
+            {
+                connection.Send(request);
+                while (connection.Read() is { } frame)
+                {
+                    if (frame.Done)
+                    {
+                        return frame;
+                    }
+                }
+            }
+            catch (Exception e) when (e is IOException || e is ObjectDisposedException || e is System.Text.Json.JsonException)
+            {
+            }
+
+            return null;
+        }
+
+        private static void WaitForExit(int pid, string home)
+        {
+            try
+            {
+                using Process old = Process.GetProcessById(pid);
+                if (!old.WaitForExit((int)StartTimeout.TotalMilliseconds))
+                {
+                    throw new HostUnavailableException(
+                        $"The Cluster host (pid {pid}) agreed to hand over to this module's host but had not exited {StartTimeout.TotalSeconds} seconds later. Its log is {Path.Combine(home, "logs", "host.log")}.");
+                }
+            }
+            catch (ArgumentException)
+            {
+                // It has exited already.
+            }
+        }
+
+        /// <summary>Negative when <paramref name="host"/> is older than <paramref name="module"/>; 0 when either is not a version.</summary>
+        internal static int CompareVersions(string? host, string module) =>
+            Version.TryParse(host ?? "", out Version? left) && Version.TryParse(module, out Version? right) ? left.CompareTo(right) : 0;
 
         private static HostConnection? TryConnect(string home)
         {

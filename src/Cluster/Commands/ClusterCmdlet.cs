@@ -93,7 +93,8 @@ namespace Cluster.Commands
 
         private Frame? Exchange(Request request, Action<Frame>? onFrame)
         {
-            HostConnection connection = Connect();
+            // Stopping the host is no reason to hand its apps over to a newer one first.
+            HostConnection connection = Connect(handOver: request.Command != CommandNames.Shutdown);
             try
             {
                 connection.Send(request);
@@ -131,12 +132,12 @@ namespace Cluster.Commands
             }
         }
 
-        private HostConnection Connect()
+        private HostConnection Connect(bool handOver)
         {
             HostConnection connection;
             try
             {
-                connection = HostLauncher.Connect(Cancel);
+                connection = HostLauncher.Connect(Cancel, WriteWarning, handOver);
             }
             catch (HostUnavailableException e)
             {

@@ -15,6 +15,7 @@ namespace Cluster
             Endpoint = info.Endpoint;
             AppCount = info.AppCount;
             MemoryBytes = info.MemoryBytes;
+            Runtime = info.Runtime;
         }
 
         public int Pid { get; }
@@ -33,5 +34,8 @@ namespace Cluster
         public int AppCount { get; }
 
         public long MemoryBytes { get; }
+
+        /// <summary>The folder the host runs from: its runtime copy, CLUSTER_HOME/runtime/&lt;version&gt;.</summary>
+        public string Runtime { get; }
     }
 }
