@@ -108,7 +108,7 @@ public sealed class HostRuntimeTests : IDisposable
     public void Runtime_copy_is_made_once_and_reused()
     {
         string module = NewModule(ThisPlatform);
-        string home = _folder.Combine("home");
+        string home = Directory.CreateDirectory(_folder.Combine("home")).FullName;
         HostBinary binary = HostBinary.Locate(module);
         string first = HostRuntime.Ensure(home, "1.2.3", binary, module);
         DateTime written = File.GetLastWriteTimeUtc(Path.Combine(first, "primary.js"));
@@ -124,7 +124,7 @@ public sealed class HostRuntimeTests : IDisposable
     public void Another_build_of_the_same_version_gets_its_own_copy_and_a_changed_copy_is_replaced()
     {
         string module = NewModule(ThisPlatform);
-        string home = _folder.Combine("home");
+        string home = Directory.CreateDirectory(_folder.Combine("home")).FullName;
         HostBinary binary = HostBinary.Locate(module);
         string first = HostRuntime.Ensure(home, "1.2.3", binary, module);
 

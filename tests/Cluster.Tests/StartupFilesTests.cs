@@ -125,7 +125,7 @@ public sealed class StartupFilesTests : IDisposable
         Assert.Equal("PT0S", Text("/t:Task/t:Settings/t:ExecutionTimeLimit"));
         Assert.Equal("IgnoreNew", Text("/t:Task/t:Settings/t:MultipleInstancesPolicy"));
         Assert.Equal(command[0], Text("/t:Task/t:Actions/t:Exec/t:Command"));
-        Assert.Equal(@"--module C:\Users\ann\.cluster\runtime\1.2.3 --home C:\Users\ann\.cluster --foreground", Text("/t:Task/t:Actions/t:Exec/t:Arguments"));
+        Assert.Equal(@"--module ""C:\Users\ann\.cluster\runtime\1.2.3"" --home ""C:\Users\ann\.cluster"" --foreground", Text("/t:Task/t:Actions/t:Exec/t:Arguments"));
         Assert.Equal("Author", document.SelectSingleNode("/t:Task/t:Actions", ns)!.Attributes!["Context"]!.Value);
     }
 
