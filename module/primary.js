@@ -19,6 +19,12 @@
 // When the host goes away, the primary and its workers go on serving, and a new host adopts them by connecting
 // and asking for the state. Only {cmd:'exit'} (or SIGTERM) ends the primary, and its workers with it.
 //
+// Process trees: on Unix each worker is forked detached, so it leads its own process group (and session), and the
+// processes it spawns are in that group too. Every signal the host sends a worker goes to its whole group, and
+// when a worker has exited, whatever is left of its group is killed: stopping, retiring or removing an instance
+// ends what it started, after the same grace the instance had. A cluster worker still exits with its primary
+// (through its IPC channel). Windows has no process groups: the final kill there ends the worker's process tree.
+//
 // Workers' stdout and stderr come through pipes and are appended here to the instance's log files, so an old
 // and a new worker of one instance write to the same file, and a file past its size limit is rotated
 // (app-0.out.log -> app-0.out.log.1 -> ...) without losing a line.
@@ -35,6 +41,7 @@ const token = takeToken();
 const workers = new Map(); // key -> { process, send(message), disconnect(), app, instance, ready, started }
 const logs = new Map(); // path -> { fd, size, users }
 let host = null; // the host's connection, while there is one
+const ownGroups = process.platform !== 'win32';
 
 function parseArguments(args) {
   const parsed = {};
@@ -82,6 +89,7 @@ function track(key, cmd, proc, handle) {
     if (exited) return;
     exited = true;
     workers.delete(key);
+    endGroup(proc);
     // Reported once the worker's last output is in its log, so whoever reads the log after the exit sees it.
     drained.then(() => emit({ event: 'exit', key, code, signal, error }));
   };
@@ -112,7 +120,7 @@ function forkClusterWorker(cmd, stdio) {
   process.env = cmd.env;
   let worker;
   try {
-    worker = cluster.fork({ NODE_APP_INSTANCE: String(cmd.instance) });
+    worker = detached(() => cluster.fork({ NODE_APP_INSTANCE: String(cmd.instance) }));
   } finally {
     process.env = ownEnv;
   }
@@ -133,11 +141,28 @@ function forkClusterWorker(cmd, stdio) {
   return worker.process;
 }
 
+// cluster.fork takes no 'detached' option, so it is added to the one spawn the fork makes.
+function detached(forkWorker) {
+  if (!ownGroups) return forkWorker();
+  const prototype = childProcess.ChildProcess.prototype;
+  const spawn = prototype.spawn;
+  prototype.spawn = function spawnDetached(options) {
+    options.detached = true;
+    return spawn.call(this, options);
+  };
+  try {
+    return forkWorker();
+  } finally {
+    prototype.spawn = spawn;
+  }
+}
+
 function spawnChild(cmd, stdio) {
   const isNodeScript = /\.[cm]?js$/i.test(cmd.exec);
   const options = {
     cwd: cmd.cwd,
     env: Object.assign({}, cmd.env, { NODE_APP_INSTANCE: String(cmd.instance) }),
+    detached: ownGroups,
     windowsHide: true,
   };
   const child = isNodeScript
@@ -215,11 +240,40 @@ function fork(cmd) {
 }
 
 function signal(worker, name) {
+  const proc = worker.process;
+  if (!ownGroups && name === 'SIGKILL' && proc.pid !== undefined) return killTree(proc.pid);
   try {
-    worker.process.kill(name);
+    if (ownGroups && proc.pid !== undefined) process.kill(-proc.pid, name);
+    else proc.kill(name);
   } catch {
-    // Already gone: its exit event says so.
+    try {
+      proc.kill(name); // not a group leader (forked by an older primary)
+    } catch {
+      // Already gone: its exit event says so.
+    }
   }
+}
+
+// What is left of an exited worker's process group. The group outlives its leader only while a member does, and
+// while it does its id is not given to a new process.
+function endGroup(proc) {
+  if (!ownGroups || proc.pid === undefined) return;
+  try {
+    process.kill(-proc.pid, 'SIGKILL');
+  } catch {
+    // Nothing left of it.
+  }
+}
+
+function killTree(pid) {
+  const taskkill = childProcess.spawn('taskkill', ['/T', '/F', '/PID', String(pid)], { stdio: 'ignore', windowsHide: true });
+  taskkill.on('error', () => {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  });
 }
 
 function state() {

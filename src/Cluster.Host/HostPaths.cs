@@ -21,11 +21,14 @@ internal sealed class HostPaths
 
     public string Logs => Path.Combine(Home, "logs");
 
-    public string HostLog => Path.Combine(Logs, "host.log");
+    public string HostLog => ClusterHome.HostLogOf(Home);
 
     public string StateFile => Path.Combine(Home, "state.json");
 
-    public string LockFile => Path.Combine(Home, "host.lock");
+    public string LockFile => Path.Combine(Home, ClusterHome.HostLockFile);
+
+    /// <summary>The running host's pid, for clients that must name or stop a host that does not answer.</summary>
+    public string PidFile => Path.Combine(Home, ClusterHome.HostPidRecord);
 
     /// <summary>The runtime copies of the host, one folder per version.</summary>
     public string Runtime => Path.Combine(Home, "runtime");

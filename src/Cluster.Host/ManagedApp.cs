@@ -130,6 +130,7 @@ internal sealed class ManagedApp
     /// <summary>The one place a slot changes state.</summary>
     public void Enter(Slot slot, SlotState state, string? reason = null)
     {
+        System.Diagnostics.Debug.Assert(_loop.IsCurrent, "A slot's state changes on its app's loop only.");
         if (slot.State == state && slot.Reason == reason)
         {
             return;

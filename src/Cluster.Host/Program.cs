@@ -87,6 +87,8 @@ internal static partial class Program
             Log.Warning("{Warning}", warning);
         }
 
+        WritePidFile(paths.PidFile);
+
         try
         {
             return await RunAsync(paths, foreground).ConfigureAwait(false);
@@ -98,8 +100,50 @@ internal static partial class Program
         }
         finally
         {
+            // Before the lock goes (with lockHeld): a host that starts next writes its own.
+            RemovePidFile(paths.PidFile);
             await Log.CloseAndFlushAsync().ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// The pid where a client can read it: the lock file holds it too, but cannot be read while it is locked. A
+    /// client names this pid when the host stops answering, and Stop-ClusterHost -Force kills it.
+    /// </summary>
+    private static void WritePidFile(string path)
+    {
+        try
+        {
+            WriteOwnerOnly(path, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.Warning("Could not write {PidFile}: {Error}. A cmdlet that finds this host not answering cannot name its pid", path, e.Message);
+        }
+    }
+
+    private static void RemovePidFile(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.Warning("Could not remove {PidFile}: {Error}", path, e.Message);
+        }
+    }
+
+    private static void WriteOwnerOnly(string path, string text)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        using var stream = new FileStream(path, options);
+        stream.Write(System.Text.Encoding.ASCII.GetBytes(text));
     }
 
     private static async Task<int> RunAsync(HostPaths paths, bool foreground)

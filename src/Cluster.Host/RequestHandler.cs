@@ -9,6 +9,9 @@ internal sealed class RequestHandler
 {
     private static readonly TimeSpan FollowInterval = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>How often a request in progress tells its client that the host is alive (cmdlets wait 10 s by default).</summary>
+    public static readonly TimeSpan HeartbeatInterval = TimeSpan.FromSeconds(1);
+
     private readonly Supervisor _supervisor;
     private readonly HostPaths _paths;
     private readonly ILogger _log;
@@ -36,7 +39,9 @@ internal sealed class RequestHandler
     {
         try
         {
-            Frame reply = await AnswerAsync(request, writer, clientGone).ConfigureAwait(false);
+            Task<Frame> answering = AnswerAsync(request, writer, clientGone);
+            await BeatUntilAsync(answering, writer).ConfigureAwait(false);
+            Frame reply = await answering.ConfigureAwait(false);
             reply.Done = true;
             await writer.WriteAsync(reply).ConfigureAwait(false);
         }
@@ -68,6 +73,19 @@ internal sealed class RequestHandler
         else if (request.Command is not (CommandNames.Ping or CommandNames.List or CommandNames.HostInfo or CommandNames.Logs or CommandNames.Handover))
         {
             ReturnFreeMemory();
+        }
+    }
+
+    /// <summary>Sends a heartbeat every second until the work is done, so that the client's read timeout never trips on a long operation.</summary>
+    private static async Task BeatUntilAsync(Task work, FrameWriter writer)
+    {
+        while (!work.IsCompleted)
+        {
+            await Task.WhenAny(work, Task.Delay(HeartbeatInterval)).ConfigureAwait(false);
+            if (!work.IsCompleted && !writer.ClientGone)
+            {
+                await writer.WriteAsync(Frame.Beat()).ConfigureAwait(false);
+            }
         }
     }
 

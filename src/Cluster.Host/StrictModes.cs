@@ -54,7 +54,7 @@ internal static partial class StrictModes
 
         EnsureFolder(paths.Logs, followLink: false);
         EnsureFolder(paths.Primaries, followLink: false);
-        foreach (string file in new[] { paths.LockFile, Path.Combine(paths.Home, ClusterHome.SocketFolderRecord), paths.Endpoint })
+        foreach (string file in new[] { paths.LockFile, paths.PidFile, Path.Combine(paths.Home, ClusterHome.SocketFolderRecord), paths.Endpoint })
         {
             CheckFile(file);
         }

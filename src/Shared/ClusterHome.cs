@@ -10,6 +10,17 @@ namespace Cluster.Protocol
     {
         public const string HomeVariable = "CLUSTER_HOME";
 
+        /// <summary>
+        /// The file in CLUSTER_HOME where the running host writes its pid: plain text, since the lock file, which
+        /// holds the pid too, cannot be read while the host holds it. Removed when the host exits cleanly.
+        /// </summary>
+        public const string HostPidRecord = "host.pid";
+
+        /// <summary>The file in CLUSTER_HOME the host holds locked while it runs.</summary>
+        public const string HostLockFile = "host.lock";
+
+        public static string HostLogOf(string home) => Path.Combine(home, "logs", "host.log");
+
         // A Unix socket path must fit in sockaddr_un (108 bytes on Linux, 104 on macOS).
         private const int MaxSocketPathLength = 100;
 

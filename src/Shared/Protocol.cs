@@ -124,6 +124,14 @@ namespace Cluster.Protocol
     internal sealed class Frame
     {
         public bool Done { get; set; }
+
+        /// <summary>
+        /// Says only that the host is alive: sent every second while a request is in progress, so that a client
+        /// can tell a long operation (a reload of minutes) from a host that stopped answering.
+        /// </summary>
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+        public bool Heartbeat { get; set; }
+
         public ErrorInfo? Error { get; set; }
         public string? Warning { get; set; }
         public ProgressInfo? Progress { get; set; }
@@ -133,6 +141,7 @@ namespace Cluster.Protocol
 
         public static Frame Final() => new Frame { Done = true };
         public static Frame Failed(ErrorInfo error) => new Frame { Done = true, Error = error };
+        public static Frame Beat() => new Frame { Heartbeat = true };
     }
 
     internal sealed class ErrorInfo

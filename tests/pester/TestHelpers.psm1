@@ -64,4 +64,66 @@ function Test-ProcessAlive {
     [bool](Get-Process -Id $Id -ErrorAction SilentlyContinue)
 }
 
-Export-ModuleMember -Function Import-ClusterModule, New-TestClusterHome, Remove-TestClusterHome, Get-FreePort, Wait-Until, Invoke-TestRequest, Test-ProcessAlive
+# Whether a process runs. On Linux a zombie (killed, and not yet reaped by whoever inherited it) does not count.
+function Test-ProcessRunning {
+    param([Parameter(Mandatory)] [int] $Id)
+    if (-not $IsLinux) { return Test-ProcessAlive -Id $Id }
+    $stat = try { [IO.File]::ReadAllText("/proc/$Id/stat") } catch { return $false }
+    # pid (comm) state ...: the name may hold spaces and parentheses, the state follows the last ')'.
+    $state = $stat.Substring($stat.LastIndexOf(')') + 2, 1)
+    $state -notin 'Z', 'X'
+}
+
+# The process group of a process (Linux).
+function Get-ProcessGroupId {
+    param([Parameter(Mandatory)] [int] $Id)
+    $stat = [IO.File]::ReadAllText("/proc/$Id/stat")
+    [int] ($stat.Substring($stat.LastIndexOf(')') + 2) -split ' ')[2]
+}
+
+# The parent of a process (Linux).
+function Get-ParentProcessId {
+    param([Parameter(Mandatory)] [int] $Id)
+    $stat = [IO.File]::ReadAllText("/proc/$Id/stat")
+    [int] ($stat.Substring($stat.LastIndexOf(')') + 2) -split ' ')[1]
+}
+
+# Starts a fixture app on a free port (passed as PORT, unless Environment sets PORT itself, $null removing it) and
+# returns the app with its port as a note property.
+function Start-FixtureApp {
+    param(
+        [Parameter(Mandatory)] [string] $Path,
+        [Parameter(Mandatory)] [string] $Name,
+        [int] $Instances = 2,
+        [hashtable] $Environment = @{},
+        [hashtable] $StartParameters = @{}
+    )
+    $port = Get-FreePort
+    $appEnvironment = @{ PORT = "$port" }
+    foreach ($key in $Environment.Keys) { $appEnvironment[$key] = $Environment[$key] }
+    $app = Start-ClusterApp -Path $Path -Name $Name -Instances $Instances -Environment $appEnvironment @StartParameters -ErrorAction Stop
+    $app | Add-Member -NotePropertyName Port -NotePropertyValue $port -PassThru
+}
+
+# The error a command throws (run it with -ErrorAction Stop); fails when it succeeds.
+function Get-ThrownError {
+    param([Parameter(Mandatory)] [scriptblock] $Command)
+    try {
+        & $Command
+    }
+    catch {
+        return $_
+    }
+    throw 'The command was expected to fail, and it succeeded.'
+}
+
+# How to start a fresh pwsh like this one: under 'dotnet pwsh' the process is dotnet, and the child is
+# 'dotnet <PSHOME>/pwsh.dll'. Returns the program and the arguments that come before pwsh's own.
+function Get-PwshCommandLine {
+    $path = [Environment]::ProcessPath
+    if ([IO.Path]::GetFileNameWithoutExtension($path) -eq 'pwsh') { return @($path) }
+    @($path, (Join-Path $PSHOME 'pwsh.dll'))
+}
+
+Export-ModuleMember -Function Import-ClusterModule, New-TestClusterHome, Remove-TestClusterHome, Get-FreePort, Wait-Until, Invoke-TestRequest, Test-ProcessAlive,
+    Test-ProcessRunning, Get-ProcessGroupId, Get-ParentProcessId, Start-FixtureApp, Get-ThrownError, Get-PwshCommandLine

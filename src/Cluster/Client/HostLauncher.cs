@@ -27,6 +27,45 @@ namespace Cluster.Client
 
         public static string Home => ClusterHome.Resolve(Environment.GetEnvironmentVariable(ClusterHome.HomeVariable));
 
+        public static string HostLog => ClusterHome.HostLogOf(Home);
+
+        /// <summary>The pid the running host wrote to CLUSTER_HOME/host.pid, or null when there is none to read.</summary>
+        public static int? RecordedHostPid()
+        {
+            try
+            {
+                string text = File.ReadAllText(Path.Combine(Home, ClusterHome.HostPidRecord)).Trim();
+                return int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int pid) && pid > 0 ? pid : (int?)null;
+            }
+            catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
+            {
+                return null;
+            }
+        }
+
+        /// <summary>
+        /// Whether a host holds the lock of this CLUSTER_HOME, so that the pid it recorded is its own (a host
+        /// that was killed leaves its host.pid behind, and the pid may be another process's by now).
+        /// </summary>
+        public static bool HostHoldsLock()
+        {
+            try
+            {
+                using (new FileStream(Path.Combine(Home, ClusterHome.HostLockFile), FileMode.Open, FileAccess.Read, FileShare.None))
+                {
+                    return false;
+                }
+            }
+            catch (Exception e) when (e is FileNotFoundException || e is DirectoryNotFoundException || e is UnauthorizedAccessException)
+            {
+                return false;
+            }
+            catch (IOException)
+            {
+                return true;
+            }
+        }
+
         /// <summary>Whether a Node primary of this CLUSTER_HOME may be running without a host (the host died).</summary>
         public static bool HasRunningPrimaries()
         {
@@ -41,13 +80,13 @@ namespace Cluster.Client
         /// than this module is asked to hand over (it exits, leaving its apps running, and the host started here takes
         /// them back), unless <paramref name="handOver"/> is false; a newer host is used as it is, with a warning.
         /// </summary>
-        public static HostConnection Connect(CancellationToken cancel, Action<string>? warn = null, bool handOver = true)
+        public static HostConnection Connect(CancellationToken cancel, TimeSpan readTimeout, Action<string>? warn = null, bool handOver = true)
         {
             string home = Home;
             HostConnection? connection = TryConnect(home);
             if (connection is not null)
             {
-                connection = Handshake(home, connection, warn, handOver);
+                connection = Handshake(home, connection, readTimeout, warn, handOver);
                 if (connection is not null)
                 {
                     return connection;
@@ -77,24 +116,26 @@ namespace Cluster.Client
                 if (host.HasExited && host.ExitCode != ExitAlreadyRunning)
                 {
                     throw new HostUnavailableException(
-                        $"The Cluster host exited with code {host.ExitCode} as it started. Its log is {Path.Combine(home, "logs", "host.log")}.");
+                        $"The Cluster host exited with code {host.ExitCode} as it started. Its log is {ClusterHome.HostLogOf(home)}.");
                 }
             }
 
             throw new HostUnavailableException(
-                $"The Cluster host did not answer within {StartTimeout.TotalSeconds} seconds of starting. Its log is {Path.Combine(home, "logs", "host.log")}.");
+                $"The Cluster host did not answer within {StartTimeout.TotalSeconds} seconds of starting. Its log is {ClusterHome.HostLogOf(home)}.");
         }
 
         /// <summary>
         /// Asks the host its version (on the connection given, which it disposes). Returns a new connection to use, or
-        /// null when there is no host any more: an older one handed over and exited, or the host went away.
+        /// null when there is no host any more: an older one handed over and exited, or the host went away. A host
+        /// that does not answer in time throws <see cref="HostNotRespondingException"/>, one that answers with
+        /// something else than a frame <see cref="HostProtocolException"/>, as the request itself would.
         /// </summary>
-        private static HostConnection? Handshake(string home, HostConnection probe, Action<string>? warn, bool handOver)
+        private static HostConnection? Handshake(string home, HostConnection probe, TimeSpan readTimeout, Action<string>? warn, bool handOver)
         {
             HostInfo? running;
             using (probe)
             {
-                running = Ask(probe, new Request { Command = CommandNames.HostInfo })?.Host;
+                running = Ask(probe, new Request { Command = CommandNames.HostInfo }, readTimeout)?.Host;
             }
 
             string mine = ModuleVersion;
@@ -120,7 +161,7 @@ namespace Cluster.Client
             Frame? reply;
             using (asking)
             {
-                reply = Ask(asking, new Request { Command = CommandNames.Handover });
+                reply = Ask(asking, new Request { Command = CommandNames.Handover }, readTimeout);
             }
 
             if (reply?.Host is null)
@@ -137,10 +178,11 @@ namespace Cluster.Client
         }
 
         /// <summary>Sends one request and reads its frames to the last; null if the host closed the connection first.</summary>
-        private static Frame? Ask(HostConnection connection, Request request)
+        private static Frame? Ask(HostConnection connection, Request request, TimeSpan readTimeout)
         {
             try
             {
+                connection.ReadTimeout = readTimeout;
                 connection.Send(request);
                 while (connection.Read() is { } frame)
                 {
@@ -150,7 +192,7 @@ namespace Cluster.Client
                     }
                 }
             }
-            catch (Exception e) when (e is IOException || e is ObjectDisposedException || e is System.Text.Json.JsonException)
+            catch (Exception e) when (e is IOException || e is ObjectDisposedException)
             {
             }
 

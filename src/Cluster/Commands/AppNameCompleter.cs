@@ -12,6 +12,9 @@ namespace Cluster.Commands
     /// <summary>Completes -Name with the apps of a running host (it never starts one just to complete a name).</summary>
     public sealed class AppNameCompleter : IArgumentCompleter
     {
+        /// <summary>Tab completion must not keep the prompt waiting on a host that does not answer.</summary>
+        private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(2);
+
         public IEnumerable<CompletionResult> CompleteArgument(
             string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
         {
@@ -29,11 +32,12 @@ namespace Cluster.Commands
                     return Array.Empty<string>();
                 }
 
+                connection.ReadTimeout = ReadTimeout;
                 connection.Send(new Request { Command = CommandNames.List });
                 Frame? frame = connection.Read();
                 return frame?.Apps?.Select(a => a.Name).ToArray() ?? Array.Empty<string>();
             }
-            catch (Exception e) when (e is System.IO.IOException || e is System.Text.Json.JsonException)
+            catch (Exception e) when (e is System.IO.IOException || e is ObjectDisposedException || e is HostNotRespondingException || e is HostProtocolException)
             {
                 return Array.Empty<string>();
             }

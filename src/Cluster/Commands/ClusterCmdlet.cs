@@ -40,21 +40,30 @@ namespace Cluster.Commands
         /// Sends a request and handles its frames until the last; returns the last frame, or null after
         /// writing its error (an error of this one item: the pipeline goes on).
         /// </summary>
-        internal Frame? Send(Request request, Action<Frame>? onFrame = null)
-        {
-            Frame? last = Exchange(request, onFrame);
-            if (last?.Error is { } error)
-            {
-                WriteError(ToErrorRecord(error));
-                return null;
-            }
-
-            return last;
-        }
+        internal Frame? Send(Request request, Action<Frame>? onFrame = null) => Send(request, onFrame, passOnNotResponding: false);
 
         /// <summary>Like <see cref="Send"/>, but the apps the reply carries are what it returns.</summary>
         internal IReadOnlyList<App> SendForApps(Request request) =>
             Send(request)?.Apps?.Select(a => new App(a)).ToArray() ?? Array.Empty<App>();
+
+        /// <summary>The value of an int parameter the caller gave, or null when it was left out.</summary>
+        internal int? Bound(string parameter) =>
+            MyInvocation.BoundParameters.TryGetValue(parameter, out object? value) ? (int)value : (int?)null;
+
+        /// <summary>Those of the named environment variables the calling session sets, for the host to resolve timeouts with.</summary>
+        internal static Dictionary<string, string> SessionVariables(IEnumerable<string> names)
+        {
+            var variables = new Dictionary<string, string>();
+            foreach (string name in names)
+            {
+                if (System.Environment.GetEnvironmentVariable(name) is { } value)
+                {
+                    variables[name] = value;
+                }
+            }
+
+            return variables;
+        }
 
         internal ErrorRecord ToErrorRecord(ErrorInfo error)
         {
@@ -91,12 +100,57 @@ namespace Cluster.Commands
                 .Distinct(StringComparer.OrdinalIgnoreCase);
         }
 
-        private Frame? Exchange(Request request, Action<Frame>? onFrame)
+        /// <summary>
+        /// Like <see cref="Send"/>, but a host that does not answer in time is not an error here: returns false, so
+        /// that the caller can deal with it (Stop-ClusterHost -Force).
+        /// </summary>
+        internal bool TrySend(Request request, out Frame? last)
         {
-            // Stopping the host is no reason to hand its apps over to a newer one first.
-            HostConnection connection = Connect(handOver: request.Command != CommandNames.Shutdown);
             try
             {
+                last = Send(request, null, passOnNotResponding: true);
+                return true;
+            }
+            catch (HostNotRespondingException)
+            {
+                last = null;
+                return false;
+            }
+        }
+
+        /// <summary>The error of a host that sent nothing, not even a heartbeat, within the read timeout.</summary>
+        private ErrorRecord HostNotResponding(HostNotRespondingException e)
+        {
+            int? pid = HostLauncher.RecordedHostPid();
+            string who = pid is { } known ? $"The Cluster host (pid {known})" : $"The Cluster host (pid unknown: {System.IO.Path.Combine(HostLauncher.Home, ClusterHome.HostPidRecord)} is missing)";
+            string kill = pid is { } id ? $"killing pid {id} (Stop-Process -Id {id} -Force, or kill -9 {id})" : "killing the host process";
+            string message = $"{who} did not answer within {e.Timeout.TotalSeconds:0.###} seconds: it may be stopped (SIGSTOP) or hung. "
+                + $"Its log is {HostLauncher.HostLog}. Stop-ClusterHost -Force kills it and then stops its apps; {kill} instead leaves the apps serving, "
+                + $"and the next Cluster cmdlet starts a host that takes them back. {HostTimeout.Variable} sets how long cmdlets wait.";
+            return NewError("HostNotResponding", ErrorCategory.OperationTimeout, message, (object?)pid ?? HostLauncher.Home, e);
+        }
+
+        private Frame? Send(Request request, Action<Frame>? onFrame, bool passOnNotResponding)
+        {
+            Frame? last = Exchange(request, onFrame, passOnNotResponding);
+            if (last?.Error is { } error)
+            {
+                WriteError(ToErrorRecord(error));
+                return null;
+            }
+
+            return last;
+        }
+
+        private Frame? Exchange(Request request, Action<Frame>? onFrame, bool passOnNotResponding)
+        {
+            TimeSpan timeout = ReadTimeout();
+            HostConnection? connection = null;
+            try
+            {
+                // Stopping the host is no reason to hand its apps over to a newer one first.
+                connection = Connect(timeout, handOver: request.Command != CommandNames.Shutdown);
+                connection.ReadTimeout = timeout;
                 connection.Send(request);
                 while (true)
                 {
@@ -104,7 +158,7 @@ namespace Cluster.Commands
                     if (frame is null)
                     {
                         Cancel.ThrowIfCancellationRequested();
-                        ThrowTerminatingError(NewError("HostDisconnected", ErrorCategory.ConnectionError, $"The Cluster host closed the connection before it answered. Its log is {System.IO.Path.Combine(HostLauncher.Home, "logs", "host.log")}.", null));
+                        ThrowTerminatingError(NewError("HostDisconnected", ErrorCategory.ConnectionError, $"The Cluster host closed the connection before it answered. Its log is {HostLauncher.HostLog}.", null));
                     }
 
                     Show(frame!);
@@ -114,6 +168,22 @@ namespace Cluster.Commands
                         return frame;
                     }
                 }
+            }
+            catch (HostNotRespondingException e) when (!passOnNotResponding)
+            {
+                Cancel.ThrowIfCancellationRequested();
+                ThrowTerminatingError(HostNotResponding(e));
+                return null;
+            }
+            catch (HostProtocolException e)
+            {
+                ThrowTerminatingError(NewError(
+                    "HostProtocolError",
+                    ErrorCategory.ProtocolError,
+                    $"{e.Message} The module and the host may be of different versions: Stop-ClusterHost, then try again. The host log is {HostLauncher.HostLog}.",
+                    null,
+                    e));
+                return null;
             }
             catch (Exception e) when (e is System.IO.IOException || e is ObjectDisposedException)
             {
@@ -128,16 +198,29 @@ namespace Cluster.Commands
                     _connection = null;
                 }
 
-                connection.Dispose();
+                connection?.Dispose();
             }
         }
 
-        private HostConnection Connect(bool handOver)
+        private TimeSpan ReadTimeout()
+        {
+            try
+            {
+                return HostTimeout.FromEnvironment();
+            }
+            catch (FormatException e)
+            {
+                ThrowTerminatingError(NewError("TimeoutSettingInvalid", ErrorCategory.InvalidArgument, e.Message, System.Environment.GetEnvironmentVariable(HostTimeout.Variable), e));
+                throw;
+            }
+        }
+
+        private HostConnection Connect(TimeSpan timeout, bool handOver)
         {
             HostConnection connection;
             try
             {
-                connection = HostLauncher.Connect(Cancel, WriteWarning, handOver);
+                connection = HostLauncher.Connect(Cancel, timeout, WriteWarning, handOver);
             }
             catch (HostUnavailableException e)
             {

@@ -1,5 +1,3 @@
-using System.Collections;
-using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation;
 using Cluster.Protocol;
@@ -10,6 +8,9 @@ namespace Cluster.Commands
     public abstract class ReloadCmdlet : AppNameCmdlet
     {
         private static readonly string[] TimeoutVariables = { "PM2_GRACEFUL_TIMEOUT", "PM2_GRACEFUL_LISTEN_TIMEOUT" };
+
+        private volatile string? _reloading;
+        private bool _warningsShown = true;
 
         /// <summary>Milliseconds to wait for each new instance to listen or say 'online' before going on (default: PM2_GRACEFUL_LISTEN_TIMEOUT, else 3000).</summary>
         [Parameter]
@@ -34,6 +35,16 @@ namespace Cluster.Commands
 
         internal abstract void AddTimeouts(ReloadSpec spec);
 
+        protected override void BeginProcessing()
+        {
+            base.BeginProcessing();
+            // Read here, on the pipeline thread: StopProcessing runs on another one.
+            ActionPreference preference = MyInvocation.BoundParameters.TryGetValue("WarningAction", out object? action)
+                ? (ActionPreference)action
+                : GetVariableValue("WarningPreference") is ActionPreference set ? set : ActionPreference.Continue;
+            _warningsShown = preference != ActionPreference.SilentlyContinue && preference != ActionPreference.Ignore;
+        }
+
         protected override void ProcessRecord()
         {
             foreach (string name in Names)
@@ -50,31 +61,39 @@ namespace Cluster.Commands
                     Parallel = Parallel,
                     Wait = Wait,
                     Instances = Instance?.ToList(),
-                    SessionEnvironment = SessionTimeoutVariables(),
+                    SessionEnvironment = SessionVariables(TimeoutVariables),
                 };
                 AddTimeouts(spec);
-                foreach (App app in SendForApps(new Request { Command = CommandNames.Reload, Name = name, Reload = spec }))
+                _reloading = name;
+                try
                 {
-                    WriteObject(app);
+                    foreach (App app in SendForApps(new Request { Command = CommandNames.Reload, Name = name, Reload = spec }))
+                    {
+                        WriteObject(app);
+                    }
+                }
+                finally
+                {
+                    _reloading = null;
                 }
             }
         }
 
-        internal int? Bound(string parameter) =>
-            MyInvocation.BoundParameters.TryGetValue(parameter, out object? value) ? (int)value : (int?)null;
-
-        private static Dictionary<string, string> SessionTimeoutVariables()
+        /// <summary>
+        /// Ctrl+C: the host finishes the instance it is replacing and stops there. The warning goes straight to the
+        /// host's UI, since the pipeline that would carry it is being stopped.
+        /// </summary>
+        protected override void StopProcessing()
         {
-            var variables = new Dictionary<string, string>();
-            foreach (string name in TimeoutVariables)
+            string? name = _reloading;
+            base.StopProcessing();
+            if (name is not null && _warningsShown)
             {
-                if (System.Environment.GetEnvironmentVariable(name) is { } value)
-                {
-                    variables[name] = value;
-                }
+                Host.UI.WriteWarningLine(
+                    $"The reload of '{name}' stops once the instance being replaced is done; no other instance is touched. "
+                    + $"Until the next {MyInvocation.MyCommand.Name} -Name {name} completes the job, Get-ClusterApp shows '{name}' as PartlyReloaded, "
+                    + "its instances running different generations.");
             }
-
-            return variables;
         }
     }
 }

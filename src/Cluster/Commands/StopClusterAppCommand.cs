@@ -4,12 +4,31 @@ using Cluster.Protocol;
 namespace Cluster.Commands
 {
     /// <summary>Stops every instance of an app; the app stays defined and Restart-ClusterApp starts it again.</summary>
-    [Cmdlet(VerbsLifecycle.Stop, "ClusterApp", SupportsShouldProcess = true)]
+    [Cmdlet(VerbsLifecycle.Stop, "ClusterApp", SupportsShouldProcess = true, DefaultParameterSetName = StopSpecs.Plain)]
     [OutputType(typeof(App))]
     public sealed class StopClusterAppCommand : AppOperationCmdlet
     {
-        protected override string Action => "Stop every instance";
+        /// <summary>Send each instance the 'shutdown' message first (as Invoke-ClusterGracefulReload does), and kill it only if it has not exited within the graceful timeout.</summary>
+        [Parameter(Mandatory = true, ParameterSetName = StopSpecs.WithMessage)]
+        public SwitchParameter ShutdownWithMessage { get; set; }
 
-        internal override Request RequestFor(string name) => new Request { Command = CommandNames.Stop, Name = name };
+        /// <summary>Milliseconds an instance gets after 'shutdown' before it is killed (default: PM2_GRACEFUL_TIMEOUT, else 4000).</summary>
+        [Parameter(ParameterSetName = StopSpecs.WithMessage)]
+        [ValidateRange(0, 86400000)]
+        public int GracefulTimeout { get; set; }
+
+        /// <summary>Milliseconds an instance gets after SIGINT before it is killed (default: the app's -KillTimeout, else 1600).</summary>
+        [Parameter(ParameterSetName = StopSpecs.Plain)]
+        [ValidateRange(0, 86400000)]
+        public int KillTimeout { get; set; }
+
+        protected override string Action => StopSpecs.Describe(ShutdownWithMessage, "Stop every instance");
+
+        internal override Request RequestFor(string name) => new Request
+        {
+            Command = CommandNames.Stop,
+            Name = name,
+            Stop = StopSpecs.From(this, ShutdownWithMessage, nameof(GracefulTimeout), nameof(KillTimeout)),
+        };
     }
 }
