@@ -49,12 +49,13 @@ public sealed class CmdletCollection : ICollectionFixture<ModuleRunspace>
 [Collection(CmdletCollection.Name)]
 public sealed class CmdletTests
 {
-    private static readonly string[] WriteNoObjects = { "Remove-ClusterApp", "Stop-ClusterHost" };
+    private static readonly string[] WriteNoObjects = { "Remove-ClusterApp", "Stop-ClusterHost", "Unregister-ClusterStartup" };
 
     private static readonly string[] ChangeState =
     {
         "Start-ClusterApp", "Stop-ClusterApp", "Restart-ClusterApp", "Remove-ClusterApp", "Set-ClusterApp",
         "Invoke-ClusterReload", "Invoke-ClusterGracefulReload", "Stop-ClusterHost",
+        "Register-ClusterStartup", "Unregister-ClusterStartup",
     };
 
     /// <summary>The cmdlets that act on apps that exist: Get-ClusterApp | &lt;cmdlet&gt; binds each app's Name.</summary>
