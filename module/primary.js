@@ -11,11 +11,12 @@
 //   commands  {cmd:'fork', key, app, mode:'cluster'|'fork', exec, args, execArgv, cwd, env, instance, out, err, logMaxBytes, logKeep,
 //                    generation, restarts, definition}   (the last three are kept for the next host and echoed in 'state')
 //             {cmd:'disconnect', key}   {cmd:'send', key, message}   {cmd:'signal', key, signal}
-//             {cmd:'state'}   {cmd:'exit'}
-//   events    {event:'state', pid, node, nodePath, scheduling, workers:[{key, app, instance, pid, ready, started, generation, restarts, definition}]}
+//             {cmd:'state'}   {cmd:'ping', seq}   {cmd:'exit'}
+//   events    {event:'state', pid, node, nodePath, scheduling, pings:true, workers:[{key, app, instance, pid, ready, started, generation, restarts, definition}]}
+//             {event:'pong', seq}   (the host pings every second: a primary that stops answering is killed and replaced)
 //             {event:'forked', key, pid}   {event:'listening', key, address, port}
 //             {event:'message', key, message}   {event:'disconnect', key}
-//             {event:'exit', key, code, signal, error?}
+//             {event:'exit', key, code, signal, error?}   (with error and no 'forked' before it: the worker never started)
 // When the host goes away, the primary and its workers go on serving, and a new host adopts them by connecting
 // and asking for the state. Only {cmd:'exit'} (or SIGTERM) ends the primary, and its workers with it.
 //
@@ -157,11 +158,18 @@ function spawnChild(cmd, stdio) {
   return child;
 }
 
+const LOG_FLAGS = fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | (fs.constants.O_NOFOLLOW || 0);
+
 function openLog(path) {
   let log = logs.get(path);
   if (!log) {
-    const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | (fs.constants.O_NOFOLLOW || 0), 0o600);
-    log = { fd, size: fs.fstatSync(fd).size, users: 0 };
+    const fd = fs.openSync(path, LOG_FLAGS, 0o600);
+    try {
+      log = { fd, size: fs.fstatSync(fd).size, users: 0 };
+    } catch (error) {
+      fs.closeSync(fd);
+      throw error;
+    }
     logs.set(path, log);
   }
   log.users++;
@@ -171,27 +179,37 @@ function openLog(path) {
 function releaseLog(path) {
   const log = logs.get(path);
   if (log && --log.users === 0) {
-    fs.closeSync(log.fd);
+    if (log.fd >= 0) fs.closeSync(log.fd);
     logs.delete(path);
   }
 }
 
+// The file is reopened whatever happens to the renames: a closed descriptor must never be written to again,
+// since its number may belong to another file or socket by then.
 function rotate(path, log, keep) {
   fs.closeSync(log.fd);
-  for (let i = keep - 1; i >= 1; i--) {
-    if (fs.existsSync(`${path}.${i}`)) fs.renameSync(`${path}.${i}`, `${path}.${i + 1}`);
+  log.fd = -1;
+  try {
+    for (let i = keep - 1; i >= 1; i--) {
+      if (fs.existsSync(`${path}.${i}`)) fs.renameSync(`${path}.${i}`, `${path}.${i + 1}`);
+    }
+    if (keep >= 1) fs.renameSync(path, `${path}.1`);
+    else fs.truncateSync(path, 0);
+  } finally {
+    reopen(path, log);
   }
-  if (keep >= 1) fs.renameSync(path, `${path}.1`);
-  else fs.truncateSync(path, 0);
-  log.fd = fs.openSync(path, 'a');
-  log.size = 0;
 }
 
-function appendTo(path, stream, cmd) {
-  if (!stream) return;
-  const log = openLog(path);
+function reopen(path, log) {
+  log.fd = fs.openSync(path, LOG_FLAGS, 0o600);
+  log.size = fs.fstatSync(log.fd).size;
+}
+
+function appendTo(path, log, stream, cmd) {
+  if (!stream) return releaseLog(path);
   stream.on('data', (chunk) => {
     try {
+      if (log.fd < 0) reopen(path, log);
       // Rotated before a write would take the file past its limit, so no file grows much beyond it.
       if (cmd.logMaxBytes > 0 && log.size > 0 && log.size + chunk.length > cmd.logMaxBytes) rotate(path, log, cmd.logKeep || 0);
       fs.writeSync(log.fd, chunk);
@@ -203,15 +221,38 @@ function appendTo(path, stream, cmd) {
   stream.on('close', () => releaseLog(path));
 }
 
+// Opened before the fork: a worker whose output has nowhere to go is not started at all.
+function openLogs(cmd) {
+  const opened = [];
+  try {
+    for (const path of [cmd.out, cmd.err]) {
+      openLog(path);
+      opened.push(path);
+    }
+  } catch (error) {
+    for (const path of opened) releaseLog(path);
+    throw new Error(`cannot open its log file: ${error.message}`);
+  }
+  return opened;
+}
+
 function fork(cmd) {
+  let paths;
+  try {
+    paths = openLogs(cmd);
+  } catch (error) {
+    return emit({ event: 'exit', key: cmd.key, code: null, signal: null, error: error.message });
+  }
+  let proc;
   try {
     const stdio = ['ignore', 'pipe', 'pipe', 'ipc'];
-    const proc = cmd.mode === 'cluster' ? forkClusterWorker(cmd, stdio) : spawnChild(cmd, stdio);
-    appendTo(cmd.out, proc.stdout, cmd);
-    appendTo(cmd.err, proc.stderr, cmd);
+    proc = cmd.mode === 'cluster' ? forkClusterWorker(cmd, stdio) : spawnChild(cmd, stdio);
   } catch (error) {
-    emit({ event: 'exit', key: cmd.key, code: null, signal: null, error: error.message });
+    for (const path of paths) releaseLog(path);
+    return emit({ event: 'exit', key: cmd.key, code: null, signal: null, error: error.message });
   }
+  appendTo(cmd.out, logs.get(cmd.out), proc.stdout, cmd);
+  appendTo(cmd.err, logs.get(cmd.err), proc.stderr, cmd);
 }
 
 function signal(worker, name) {
@@ -229,6 +270,7 @@ function state() {
     node: process.version,
     nodePath: options.node || process.execPath,
     scheduling: options.scheduling || 'rr',
+    pings: true,
     workers: [...workers.entries()].map(([key, w]) => ({
       key, app: w.app, instance: w.instance, pid: w.process.pid, ready: w.ready, started: w.started,
       generation: w.generation, restarts: w.restarts, definition: w.definition,
@@ -239,6 +281,7 @@ function state() {
 function handle(cmd) {
   if (cmd.cmd === 'fork') return fork(cmd);
   if (cmd.cmd === 'state') return emit(state());
+  if (cmd.cmd === 'ping') return emit({ event: 'pong', seq: cmd.seq });
   if (cmd.cmd === 'exit') return shutdown();
   const worker = workers.get(cmd.key);
   if (!worker) return;
