@@ -11,11 +11,12 @@
 //   commands  {cmd:'fork', key, app, mode:'cluster'|'fork', exec, args, execArgv, cwd, env, instance, out, err, logMaxBytes, logKeep,
 //                    generation, restarts, definition}   (the last three are kept for the next host and echoed in 'state')
 //             {cmd:'disconnect', key}   {cmd:'send', key, message}   {cmd:'signal', key, signal}
-//             {cmd:'state'}   {cmd:'exit'}
-//   events    {event:'state', pid, node, nodePath, scheduling, workers:[{key, app, instance, pid, ready, started, generation, restarts, definition}]}
+//             {cmd:'state'}   {cmd:'ping', seq}   {cmd:'exit'}
+//   events    {event:'state', pid, node, nodePath, scheduling, pings:true, workers:[{key, app, instance, pid, ready, started, generation, restarts, definition}]}
+//             {event:'pong', seq}   (the host pings every second: a primary that stops answering is killed and replaced)
 //             {event:'forked', key, pid}   {event:'listening', key, address, port}
 //             {event:'message', key, message}   {event:'disconnect', key}
-//             {event:'exit', key, code, signal, error?}
+//             {event:'exit', key, code, signal, error?}   (with error and no 'forked' before it: the worker never started)
 // When the host goes away, the primary and its workers go on serving, and a new host adopts them by connecting
 // and asking for the state. Only {cmd:'exit'} (or SIGTERM) ends the primary, and its workers with it.
 //
@@ -397,6 +398,7 @@ function state() {
     node: process.version,
     nodePath: options.node || process.execPath,
     scheduling: options.scheduling || 'rr',
+    pings: true,
     workers: [...workers.entries()].map(([key, w]) => ({
       key, app: w.app, instance: w.instance, pid: w.process.pid, ready: w.ready, started: w.started,
       generation: w.generation, restarts: w.restarts, definition: w.definition,
@@ -407,6 +409,7 @@ function state() {
 function handle(cmd) {
   if (cmd.cmd === 'fork') return fork(cmd);
   if (cmd.cmd === 'state') return emit(state());
+  if (cmd.cmd === 'ping') return emit({ event: 'pong', seq: cmd.seq });
   if (cmd.cmd === 'exit') return shutdown();
   const worker = workers.get(cmd.key);
   if (!worker) return;

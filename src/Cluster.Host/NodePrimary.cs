@@ -11,7 +11,9 @@ namespace Cluster.Host;
 /// <summary>
 /// A Node process running module/primary.js, spoken to over its own endpoint (a Unix socket or named pipe).
 /// The primary does not depend on the host: if the host dies, it and its workers go on serving, and the next
-/// host adopts it through the file it finds under CLUSTER_HOME/primaries.
+/// host adopts it through the file it finds under CLUSTER_HOME/primaries. The host pings it every second; one
+/// that stops answering (SIGSTOP, a blocked event loop) is killed with its workers and reported as exited, so
+/// that its apps are started again on a new primary.
 /// </summary>
 internal sealed class NodePrimary : IPrimary
 {
@@ -29,17 +31,29 @@ internal sealed class NodePrimary : IPrimary
     private readonly string _marker;
     private readonly ILogger _log;
     private readonly object _writeLock = new();
+
+    /// <summary>The primary's process, to signal only while it is still that process; null if it was gone when adopted.</summary>
+    private readonly KnownProcess? _process;
+
+    private readonly PingWatch? _pings;
+    private readonly ITimer? _watchdog;
     private int _exited;
 
-    private NodePrimary(NamedPipeClientStream stream, StreamReader reader, int pid, string nodePath, string scheduling, string marker, ILogger log)
+    private NodePrimary(NamedPipeClientStream stream, StreamReader reader, KnownProcess? process, int pid, string nodePath, string scheduling, string marker, bool answersPings, ILogger log)
     {
         _stream = stream;
         _reader = reader;
+        _process = process;
         Pid = pid;
         NodePath = nodePath;
         Scheduling = scheduling;
         _marker = marker;
         _log = log;
+        if (answersPings)
+        {
+            _pings = new PingWatch(TimeProvider.System);
+            _watchdog = TimeProvider.System.CreateTimer(_ => Watch(), null, PingWatch.Interval, PingWatch.Interval);
+        }
     }
 
     public event Action<PrimaryEvent>? EventReceived;
@@ -80,7 +94,7 @@ internal sealed class NodePrimary : IPrimary
         start.Environment["NODE_CLUSTER_SCHED_POLICY"] = scheduling == Host.Scheduling.Shared ? "none" : "rr";
         start.Environment[TokenVariable] = token;
 
-        using Process process = Process.Start(start) ?? throw new InvalidOperationException("The Node primary did not start.");
+        Process process = Process.Start(start) ?? throw new InvalidOperationException("The Node primary did not start.");
         process.StandardInput.Close();
         ForwardDiagnostics(process, log);
         NamedPipeClientStream stream;
@@ -92,11 +106,12 @@ internal sealed class NodePrimary : IPrimary
         catch
         {
             File.Delete(TokenFileOf(marker));
+            process.Dispose();
             throw;
         }
 
         WriteOwnerOnly(marker, pipeName);
-        var primary = new NodePrimary(stream, NewReader(stream), process.Id, nodePath, scheduling, marker, log);
+        var primary = new NodePrimary(stream, NewReader(stream), KnownProcess.Child(process), process.Id, nodePath, scheduling, marker, answersPings: true, log);
         primary.StartReading();
         log.Information("Started Node primary {Pid}: {NodePath}, {Scheduling} scheduling", process.Id, nodePath, scheduling);
         return primary;
@@ -132,7 +147,8 @@ internal sealed class NodePrimary : IPrimary
                 return null;
             }
 
-            var primary = new NodePrimary(stream, reader, pid, state.NodePath ?? "", state.Scheduling ?? Host.Scheduling.Default, marker, log);
+            // It has just answered on its own endpoint, so the process with its pid now is the primary.
+            var primary = new NodePrimary(stream, reader, KnownProcess.Find(pid), pid, state.NodePath ?? "", state.Scheduling ?? Host.Scheduling.Default, marker, state.Pings == true, log);
             primary.StartReading();
             log.Information("Adopted Node primary {Pid} with {Count} workers", pid, state.Workers?.Count ?? 0);
             return (primary, state);
@@ -180,23 +196,64 @@ internal sealed class NodePrimary : IPrimary
         }
     }
 
-    /// <summary>Tells the primary to kill any worker left and exit; kills it if it lingers.</summary>
+    /// <summary>
+    /// Tells the primary to kill any worker left and exit; kills it if it lingers. Only the primary's own process
+    /// is ever signalled: once it has exited, its pid may belong to an unrelated process.
+    /// </summary>
     public void Dispose()
     {
-        Send(new PrimaryCommand { Cmd = PrimaryCommand.Exit });
-        try
+        _watchdog?.Dispose();
+        if (Volatile.Read(ref _exited) == 0)
         {
-            using Process process = Process.GetProcessById(Pid);
-            if (!process.WaitForExit(ExitTimeout))
-            {
-                process.Kill(entireProcessTree: true);
-            }
-        }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
-        {
-            // Already gone.
+            Send(new PrimaryCommand { Cmd = PrimaryCommand.Exit });
         }
 
+        if (_process is not null && !_process.WaitForExit(ExitTimeout))
+        {
+            _log.Warning("Node primary {Pid} did not exit within {Seconds} s; killing it and its workers", Pid, ExitTimeout.TotalSeconds);
+            _process.KillTree();
+        }
+
+        _stream.Dispose();
+        _process?.Dispose();
+        Forget();
+    }
+
+    /// <summary>On each tick of the watchdog: a ping, or, when the primary has not answered for a few ticks, its end.</summary>
+    private void Watch()
+    {
+        if (_pings is null || Volatile.Read(ref _exited) != 0)
+        {
+            return;
+        }
+
+        long seq = _pings.Tick();
+        if (seq > 0)
+        {
+            Send(new PrimaryCommand { Cmd = PrimaryCommand.Ping, Seq = seq });
+        }
+        else if (seq < 0)
+        {
+            Lose();
+        }
+    }
+
+    /// <summary>
+    /// The primary does not answer: its apps are told it is gone before its processes are killed, so that no
+    /// one is told its workers serve once they are dead. Its workers end with it (killed with its tree; cluster
+    /// workers would also exit as their IPC channel closes).
+    /// </summary>
+    private void Lose()
+    {
+        if (Interlocked.Exchange(ref _exited, 1) != 0)
+        {
+            return;
+        }
+
+        _watchdog?.Dispose();
+        _log.Error("Node primary {Pid} has not answered for {Seconds} s (stopped, or its event loop is blocked); killing it and its workers, and starting its apps again on a new primary", Pid, _pings!.Silence.TotalSeconds);
+        Exited?.Invoke();
+        _process?.KillTree();
         _stream.Dispose();
         Forget();
     }
@@ -312,7 +369,11 @@ internal sealed class NodePrimary : IPrimary
             while ((line = _reader.ReadLine()) is not null)
             {
                 PrimaryEvent? received = Parse(line);
-                if (received is not null)
+                if (received is { Event: PrimaryEvent.Pong })
+                {
+                    _pings?.Answered(received.Seq ?? 0);
+                }
+                else if (received is not null)
                 {
                     EventReceived?.Invoke(received);
                 }
@@ -325,6 +386,7 @@ internal sealed class NodePrimary : IPrimary
 
         if (Interlocked.Exchange(ref _exited, 1) == 0)
         {
+            _watchdog?.Dispose();
             _log.Information("Node primary {Pid} has exited", Pid);
             Forget();
             Exited?.Invoke();

@@ -11,6 +11,7 @@ internal sealed class PrimaryCommand
     public const string Disconnect = "disconnect";
     public const string Send = "send";
     public const string Signal = "signal";
+    public const string Ping = "ping";
 
     public string Cmd { get; set; } = "";
     public int Key { get; set; }
@@ -25,6 +26,10 @@ internal sealed class PrimaryCommand
     public string? Out { get; set; }
     public string? Err { get; set; }
     public string? Message { get; set; }
+
+    /// <summary>For ping: echoed in the pong.</summary>
+    public long? Seq { get; set; }
+
     public long? LogMaxBytes { get; set; }
     public int? LogKeep { get; set; }
 
@@ -50,6 +55,7 @@ internal sealed class PrimaryEvent
     public const string Disconnected = "disconnect";
     public const string Exit = "exit";
     public const string State = "state";
+    public const string Pong = "pong";
 
     public string Event { get; set; } = "";
     public int Key { get; set; }
@@ -69,6 +75,12 @@ internal sealed class PrimaryEvent
     public string? NodePath { get; set; }
 
     public string? Scheduling { get; set; }
+
+    /// <summary>In a state event: the primary answers pings (a primary of an older version does not, and is not watched).</summary>
+    public bool? Pings { get; set; }
+
+    /// <summary>In a pong: the sequence number of the ping it answers.</summary>
+    public long? Seq { get; set; }
 
     public List<PrimaryWorkerState>? Workers { get; set; }
 }
