@@ -63,7 +63,7 @@ public sealed class NodePrimaryTests : IDisposable
         Assert.DoesNotContain(_events, e => e.Key == 1 && e.Event == PrimaryEvent.Forked);
         Assert.Empty(RealProcesses.ChildrenOf(primary.Pid));
         Assert.Null(exit.Code);
-        Assert.Contains("cannot open its log file", exit.Error);
+        Assert.Contains("cannot open the log file", exit.Error);
 
         // With its logs in order, the next worker of the instance starts.
         Directory.Delete(_paths.OutLog("real", 0));
