@@ -6,11 +6,7 @@ namespace Cluster.Host;
 
 /// <summary>
 /// The Cluster host: started on demand by the module's cmdlets, detached from the session that started it,
-/// one per user and CLUSTER_HOME, from its runtime copy in CLUSTER_HOME/runtime/&lt;version&gt;/. Usage:
-/// cluster-host --module &lt;folder of primary.js and drain.js&gt; [--home &lt;CLUSTER_HOME&gt;] [--foreground]
-/// With --foreground (as a service manager runs it) the host stays in the session it was given, and a SIGTERM
-/// ends the host alone: the apps go on serving and the next host takes them back, so a restart of the service
-/// costs no app a request.
+/// one per user and CLUSTER_HOME. Usage: cluster-host --module &lt;module folder&gt; [--home &lt;CLUSTER_HOME&gt;]
 /// </summary>
 internal static partial class Program
 {
@@ -25,19 +21,17 @@ internal static partial class Program
     {
         string? home = null;
         string? module = null;
-        bool foreground = false;
-        for (int i = 0; i < args.Length; i++)
+        for (int i = 0; i + 1 < args.Length; i += 2)
         {
             switch (args[i])
             {
-                case "--home" when i + 1 < args.Length: home = args[++i]; break;
-                case "--module" when i + 1 < args.Length: module = args[++i]; break;
-                case "--foreground": foreground = true; break;
+                case "--home": home = args[i + 1]; break;
+                case "--module": module = args[i + 1]; break;
                 default: return Usage();
             }
         }
 
-        if (module is null)
+        if (module is null || args.Length % 2 != 0)
         {
             return Usage();
         }
@@ -69,11 +63,7 @@ internal static partial class Program
 
         using FileStream lockHeld = hostLock;
 
-        if (!foreground)
-        {
-            DetachFromTerminal();
-        }
-
+        DetachFromTerminal();
         Log.Logger = new LoggerConfiguration()
             .WriteTo.File(
                 paths.HostLog,
@@ -91,7 +81,7 @@ internal static partial class Program
 
         try
         {
-            return await RunAsync(paths, foreground).ConfigureAwait(false);
+            return await RunAsync(paths).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -146,7 +136,7 @@ internal static partial class Program
         stream.Write(System.Text.Encoding.ASCII.GetBytes(text));
     }
 
-    private static async Task<int> RunAsync(HostPaths paths, bool foreground)
+    private static async Task<int> RunAsync(HostPaths paths)
     {
         if (!OperatingSystem.IsWindows() && File.Exists(paths.Endpoint))
         {
@@ -154,13 +144,7 @@ internal static partial class Program
         }
 
         using var stop = new CancellationTokenSource();
-        bool leaveAppsRunning = false;
-        using PosixSignalRegistration term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
-        {
-            c.Cancel = true;
-            leaveAppsRunning = foreground;
-            stop.Cancel();
-        });
+        using PosixSignalRegistration term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
         using PosixSignalRegistration hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => c.Cancel = true);
         using PosixSignalRegistration interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
 
@@ -168,9 +152,7 @@ internal static partial class Program
             PrimaryPool.ForNode(paths, Log.Logger), paths, new StateStore(paths.StateFile), TimeProvider.System, Log.Logger, Environment.ProcessorCount);
         var handler = new RequestHandler(supervisor, paths, Log.Logger, () => stop.Cancel());
         var server = new ControlServer(paths.Endpoint, handler, Log.Logger);
-        Log.Information(
-            "Cluster host {Version} started: pid {Pid}, home {Home}, endpoint {Endpoint}, running from {Runtime}{Mode}",
-            RequestHandler.Version, Environment.ProcessId, paths.Home, paths.Endpoint, AppContext.BaseDirectory, foreground ? " in the foreground" : "");
+        Log.Information("Cluster host {Version} started: pid {Pid}, home {Home}, endpoint {Endpoint}", RequestHandler.Version, Environment.ProcessId, paths.Home, paths.Endpoint);
 
         // Every saved app is registered (and running workers taken back) before the first request is answered;
         // instances that must be started again go on starting in the background.
@@ -180,18 +162,6 @@ internal static partial class Program
         await bringingBack.ConfigureAwait(false);
         await serving.ConfigureAwait(false);
         await watchingMemory.ConfigureAwait(false);
-        if (handler.HandoverRequested)
-        {
-            Log.Information("Cluster host {Pid} handed over; its apps go on serving for the newer host", Environment.ProcessId);
-            return 0;
-        }
-
-        if (leaveAppsRunning && !handler.ShutdownRequested)
-        {
-            Log.Information("Cluster host {Pid} stopped by SIGTERM in the foreground; its apps go on serving for the next host", Environment.ProcessId);
-            return 0;
-        }
-
         await supervisor.StopAllAsync().ConfigureAwait(false);
         Log.Information("Cluster host {Pid} stopped", Environment.ProcessId);
         return 0;
@@ -227,7 +197,7 @@ internal static partial class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("Usage: cluster-host --module <folder of primary.js and drain.js> [--home <CLUSTER_HOME>] [--foreground]. The Cluster module starts the host itself; Register-ClusterStartup writes a service that runs it in the foreground.");
+        Console.Error.WriteLine("Usage: cluster-host --module <module folder> [--home <CLUSTER_HOME>]. The Cluster module starts the host itself.");
         return ExitUsage;
     }
 }

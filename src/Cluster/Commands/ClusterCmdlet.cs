@@ -160,11 +160,9 @@ namespace Cluster.Commands
             }
 
             TimeSpan timeout = ReadTimeout();
-            HostConnection? connection = null;
+            HostConnection connection = Connect();
             try
             {
-                // Stopping the host is no reason to hand its apps over to a newer one first.
-                connection = Connect(timeout, handOver: request.Command != CommandNames.Shutdown);
                 connection.ReadTimeout = timeout;
                 connection.Send(json);
                 while (true)
@@ -213,7 +211,7 @@ namespace Cluster.Commands
                     _connection = null;
                 }
 
-                connection?.Dispose();
+                connection.Dispose();
             }
         }
 
@@ -230,24 +228,16 @@ namespace Cluster.Commands
             }
         }
 
-        private HostConnection Connect(TimeSpan timeout, bool handOver)
+        private HostConnection Connect()
         {
             HostConnection connection;
             try
             {
-                connection = HostLauncher.Connect(Cancel, timeout, WriteWarning, handOver);
+                connection = HostLauncher.Connect(Cancel);
             }
             catch (HostUnavailableException e)
             {
-                ErrorCategory category = e.Code switch
-                {
-                    "HostUnsafePath" => ErrorCategory.SecurityError,
-                    "HostUnsupportedPlatform" => ErrorCategory.NotInstalled,
-                    "HostFilesMissing" => ErrorCategory.NotInstalled,
-                    "HostRuntimeCopyFailed" => ErrorCategory.WriteError,
-                    "HostStartFailed" => ErrorCategory.ResourceUnavailable,
-                    _ => ErrorCategory.ConnectionError,
-                };
+                ErrorCategory category = e.Code == "HostUnsafePath" ? ErrorCategory.SecurityError : ErrorCategory.ConnectionError;
                 ThrowTerminatingError(NewError(e.Code, category, e.Message, e.Target ?? HostLauncher.Home, e));
                 throw;
             }

@@ -16,7 +16,6 @@ namespace Cluster
             AppCount = info.AppCount;
             MemoryBytes = info.MemoryBytes;
             StateProblem = info.StateProblem;
-            Runtime = info.Runtime;
         }
 
         public int Pid { get; }
@@ -41,7 +40,5 @@ namespace Cluster
         /// backup, apps taken back from their running workers), and what the host did about it; null when nothing is.
         /// </summary>
         public string? StateProblem { get; }
-        /// <summary>The folder the host runs from: its runtime copy, CLUSTER_HOME/runtime/&lt;version&gt;.</summary>
-        public string Runtime { get; }
     }
 }
