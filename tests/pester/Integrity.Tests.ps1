@@ -20,16 +20,6 @@ BeforeAll {
         @((Get-ClusterApp $Name -ErrorAction Stop).Instances | ForEach-Object Pid | Sort-Object)
     }
 
-    # Requests, a new connection each, until every expected pid has answered (at most MaxRequests); returns the pids seen.
-    function Get-AnsweringPid {
-        param([Parameter(Mandatory)] [int] $Port, [Parameter(Mandatory)] [int[]] $ExpectedPid, [int] $MaxRequests = 60)
-        $seen = [System.Collections.Generic.HashSet[int]]::new()
-        for ($i = 0; $i -lt $MaxRequests -and @($ExpectedPid | Where-Object { -not $seen.Contains($_) }).Count -gt 0; $i++) {
-            $null = $seen.Add([int] (Invoke-TestRequest -Port $Port).pid)
-        }
-        @($seen | Sort-Object)
-    }
-
     function Stop-HostHard {
         $clusterHost = Get-ClusterHost -ErrorAction Stop
         Stop-Process -Id $clusterHost.Pid -Force # SIGKILL: the primaries and their workers go on serving

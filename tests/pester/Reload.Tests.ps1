@@ -75,17 +75,6 @@ BeforeAll {
         @(Get-Content -Path (Join-Path $TestHome 'logs/host.log'))
     }
 
-    function Invoke-Capturing {
-        param([Parameter(Mandatory)] [scriptblock] $Command)
-        try {
-            & $Command
-        }
-        catch {
-            return $_
-        }
-        throw 'The command was expected to fail, and it succeeded.'
-    }
-
     # The processes whose parent is the given one.
     function Get-ChildProcessId {
         param([Parameter(Mandatory)] [int] $ParentId)
@@ -314,7 +303,7 @@ Describe 'Readiness of new instances' {
         $oldPids = Get-InstancePid $before
         Set-Content -Path $flag -Value 'broken'
         try {
-            $failure = Invoke-Capturing { Invoke-ClusterReload -Name $test.Name -ErrorAction Stop }
+            $failure = Get-ThrownError { Invoke-ClusterReload -Name $test.Name -ErrorAction Stop }
         }
         finally {
             Remove-Item -Path $flag -ErrorAction SilentlyContinue
@@ -395,7 +384,7 @@ Describe 'Concurrent reloads' {
                 throw "The first reload failed: $($first.ChildJobs[0].JobStateInfo.Reason)"
             }
 
-            $refused = Invoke-Capturing { Invoke-ClusterReload -Name $test.Name -ErrorAction Stop }
+            $refused = Get-ThrownError { Invoke-ClusterReload -Name $test.Name -ErrorAction Stop }
             $queued = Invoke-ClusterReload -Name $test.Name -Wait
 
             $firstPids = @($first | Wait-Job -Timeout 60 | Receive-Job -ErrorAction Stop)

@@ -25,16 +25,6 @@ BeforeAll {
         (Get-ClusterApp $Name -ErrorAction Stop).Instances | Where-Object Instance -EQ $Instance
     }
 
-    # Requests, a new connection each, until every expected pid has answered (at most MaxRequests); returns the pids seen.
-    function Get-AnsweringPid {
-        param([Parameter(Mandatory)] [int] $Port, [Parameter(Mandatory)] [int[]] $ExpectedPid, [int] $MaxRequests = 60)
-        $seen = [System.Collections.Generic.HashSet[int]]::new()
-        for ($i = 0; $i -lt $MaxRequests -and @($ExpectedPid | Where-Object { -not $seen.Contains($_) }).Count -gt 0; $i++) {
-            $null = $seen.Add([int] (Invoke-TestRequest -Port $Port).pid)
-        }
-        @($seen | Sort-Object)
-    }
-
     # Every process that runs with this suite's CLUSTER_HOME in its environment (the host, Node primaries and
     # workers inherit it), apart from this test process itself.
     function Get-HomeProcessId {

@@ -186,6 +186,16 @@ function Start-FixtureApp {
     $app | Add-Member -NotePropertyName Port -NotePropertyValue $port -PassThru
 }
 
+# Requests, a new connection each, until every expected pid has answered (at most MaxRequests); returns the pids seen.
+function Get-AnsweringPid {
+    param([Parameter(Mandatory)] [int] $Port, [Parameter(Mandatory)] [int[]] $ExpectedPid, [int] $MaxRequests = 60)
+    $seen = [System.Collections.Generic.HashSet[int]]::new()
+    for ($i = 0; $i -lt $MaxRequests -and @($ExpectedPid | Where-Object { -not $seen.Contains($_) }).Count -gt 0; $i++) {
+        $null = $seen.Add([int] (Invoke-TestRequest -Port $Port).pid)
+    }
+    @($seen | Sort-Object)
+}
+
 # The error a command throws (run it with -ErrorAction Stop); fails when it succeeds.
 function Get-ThrownError {
     param([Parameter(Mandatory)] [scriptblock] $Command)
@@ -221,4 +231,4 @@ function Send-RawClusterRequest {
 
 Export-ModuleMember -Function Import-ClusterModule, New-TestClusterHome, Remove-TestClusterHome, Get-FreePort, Wait-Until, Invoke-TestRequest, Test-ProcessAlive, Send-RawClusterRequest,
     Test-ProcessRunning, Get-ProcessGroupId, Get-ParentProcessId, Start-FixtureApp, Get-ThrownError, Get-PwshCommandLine,
-    Start-TestApp, Start-LoadClient, Stop-LoadClient, Start-ChildPwsh
+    Start-TestApp, Start-LoadClient, Stop-LoadClient, Start-ChildPwsh, Get-AnsweringPid
