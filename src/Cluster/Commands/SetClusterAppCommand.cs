@@ -120,7 +120,7 @@ namespace Cluster.Commands
                     Command = CommandNames.Update,
                     Name = name,
                     Start = wanted,
-                    Reload = new ReloadSpec { Graceful = Graceful, SessionEnvironment = SessionSettings.TimeoutVariables() },
+                    Reload = new ReloadSpec { Graceful = Graceful, SessionEnvironment = SessionVariables(EnvironmentPolicy.TimeoutVariables) },
                 };
             }
             catch (SettingsException e)

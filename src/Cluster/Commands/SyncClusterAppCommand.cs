@@ -159,7 +159,7 @@ namespace Cluster.Commands
             Command = CommandNames.Update,
             Name = name,
             Start = spec,
-            Reload = new ReloadSpec { Graceful = Graceful, SessionEnvironment = SessionSettings.TimeoutVariables() },
+            Reload = new ReloadSpec { Graceful = Graceful, SessionEnvironment = SessionVariables(EnvironmentPolicy.TimeoutVariables) },
         };
 
         private static string Verb(SyncAction action) => action switch

@@ -30,20 +30,5 @@ namespace Cluster.Settings
 
             return inherited;
         }
-
-        /// <summary>The timeout variables (PM2_GRACEFUL_TIMEOUT, ...) this session sets, for a reload to honour.</summary>
-        public static Dictionary<string, string> TimeoutVariables()
-        {
-            var variables = new Dictionary<string, string>();
-            foreach (string name in EnvironmentPolicy.TimeoutVariables)
-            {
-                if (System.Environment.GetEnvironmentVariable(name) is { } value)
-                {
-                    variables[name] = value;
-                }
-            }
-
-            return variables;
-        }
     }
 }
