@@ -126,6 +126,8 @@ Describe 'A damaged state file while no host runs' -Skip:$IsWindows {
         $null = Stop-HostHard
         [IO.File]::WriteAllText($StateFile, '{"apps":null}')
         (Get-ClusterHost).StateProblem | Should -Not -BeNullOrEmpty
+        # The host answers while it is still taking the apps back; it saves the recovered state once it has.
+        Wait-Until { (Test-Path $StateFile) -and (Read-SavedApp web).Count -eq 1 -and (Read-SavedApp aux).Count -eq 1 } -Because 'the recovered state to be saved back'
 
         $null = Stop-HostHard
         $clusterHost = Get-ClusterHost
