@@ -26,8 +26,15 @@ BeforeAll {
         $null = $Stopped.Remove($Id)
     }
 
+    # A host continued after a cmdlet gave up on it still reads what that cmdlet sent, a stop of the host
+    # included, and may be exiting now: the connection breaks, and the next cmdlet starts a new host.
     function Remove-AllApps {
-        Get-ClusterApp -ErrorAction SilentlyContinue | Remove-ClusterApp -Confirm:$false -ErrorAction SilentlyContinue
+        try {
+            Get-ClusterApp -ErrorAction SilentlyContinue | Remove-ClusterApp -Confirm:$false -ErrorAction SilentlyContinue
+        }
+        catch {
+            Get-ClusterApp -ErrorAction SilentlyContinue | Remove-ClusterApp -Confirm:$false -ErrorAction SilentlyContinue
+        }
     }
 }
 
