@@ -567,6 +567,11 @@ internal sealed class ManagedApp
             {
                 var worker = new Worker(adopted.Key, adopted.Instance, adopted.Generation, adopted.Started);
                 worker.MarkForked(adopted.Pid);
+                if (adopted.HealthPort is { } port)
+                {
+                    worker.MarkListened(port);
+                }
+
                 if (adopted.Ready)
                 {
                     worker.MarkReady();

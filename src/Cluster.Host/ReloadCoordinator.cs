@@ -156,7 +156,7 @@ internal sealed class ReloadCoordinator
 
         if (!await app.StaysUpAsync(candidate, plan.Health.StabilityWindow))
         {
-            throw NewWorkerExited(app, candidate, $"within {plan.Health.StabilityWindow.TotalMilliseconds} ms of being ready (its stability window)");
+            throw candidate.LostWithPrimary ? PrimaryLost(app, candidate) : NewWorkerExited(app, candidate, $"within {plan.Health.StabilityWindow.TotalMilliseconds} ms of being ready (its stability window)");
         }
 
         // 5. Put it in place, then retire the old worker.
