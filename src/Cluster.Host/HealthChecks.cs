@@ -55,7 +55,8 @@ internal sealed record HealthPlan(
 }
 
 /// <summary>The outcome of one check, in words for an error message, a status and the host log.</summary>
-internal sealed record CheckResult(bool Passed, string Description);
+/// <param name="TimedOut">It had no answer in time (as opposed to a wrong answer).</param>
+internal sealed record CheckResult(bool Passed, string Description, bool TimedOut = false);
 
 /// <summary>Runs an instance's HTTP or command check. The HTTP check goes to the instance's own loopback port, never the shared one.</summary>
 internal static class HealthCheck
@@ -64,10 +65,12 @@ internal static class HealthCheck
     /// A readiness check: asked again until it passes or its timeout has passed (an app warming up may answer
     /// 503 at first). Stops early, failed, if the instance exits.
     /// </summary>
+    private const string NotRun = "the check did not run";
+
     public static async Task<CheckResult> UntilPassedAsync(HealthPlan plan, Worker worker, StartSpec spec, TimeProvider time)
     {
         long started = time.GetTimestamp();
-        CheckResult last = new(false, "the check did not run");
+        CheckResult last = new(false, NotRun);
         while (true)
         {
             TimeSpan left = plan.CheckTimeout - time.GetElapsedTime(started);
@@ -76,8 +79,14 @@ internal static class HealthCheck
                 return last with { Description = $"{last.Description} (still failing after {plan.CheckTimeout.TotalMilliseconds} ms)" };
             }
 
-            last = await OnceAsync(plan, worker, spec, left, time);
-            if (last.Passed || worker.HasExited)
+            CheckResult attempt = await OnceAsync(plan, worker, spec, left, time);
+            // An attempt cut short by the end of the timeout says less than the answer before it.
+            if (attempt.Passed || !attempt.TimedOut || last.TimedOut || last.Description == NotRun)
+            {
+                last = attempt;
+            }
+
+            if (attempt.Passed || worker.HasExited)
             {
                 return last;
             }
@@ -106,7 +115,7 @@ internal static class HealthCheck
         catch (OperationCanceledException)
         {
             string what = plan.HttpPath is { } p ? $"GET {p}" : $"the command '{plan.Command}'";
-            return new CheckResult(false, $"{what} did not answer within {timeout.TotalMilliseconds:0} ms");
+            return new CheckResult(false, $"{what} did not answer within {timeout.TotalMilliseconds:0} ms", TimedOut: true);
         }
     }
 

@@ -90,6 +90,21 @@ public sealed class UpdateTests : IDisposable
     }
 
     [Fact]
+    public async Task Health_settings_are_planned_by_their_parameter_names()
+    {
+        await _h.StartAsync("api", 1);
+        StartSpec wanted = _h.Spec("api", 1);
+        (wanted.WaitReady, wanted.HealthCheckPath, wanted.LivenessIntervalMs, wanted.StabilityWindowMs) = (true, "/health", 2000, 500);
+
+        var (_, changes) = await UpdateAsync(wanted, plan: true);
+
+        Assert.Equal(
+            new[] { ("WaitReady", "False", "True"), ("HealthCheckPath", "(default)", "/health"), ("LivenessInterval", "(default)", "2000"), ("StabilityWindow", "0", "500") },
+            changes.Select(c => (c.Setting, c.From!, c.To!)));
+        Assert.Equal(1, _h.Timeline.ForkCount);
+    }
+
+    [Fact]
     public async Task A_mode_change_is_refused_and_nothing_runs()
     {
         await _h.StartAsync("api", 1);

@@ -82,6 +82,22 @@ Describe 'Readiness checks during a reload' {
         @(1..20 | ForEach-Object { (Invoke-TestRequest -Port $app.Port).pid } | Sort-Object -Unique) | Should -Be @($oldPid)
     }
 
+    It 'stops the reload at a new instance whose check command fails, naming the command and its exit code' {
+        $flag = Join-Path $Flags 'unhealthy-command'
+        # The command runs with the app's environment, so it sees UNHEALTHY_FLAG too.
+        $command = 'node -e "process.exit(require(''fs'').existsSync(process.env.UNHEALTHY_FLAG) ? 1 : 0)"'
+        $app = Start-TestApp -Script app.js -Name failing-command -Instances 1 -Environment @{ UNHEALTHY_FLAG = $flag } -StartParameters @{ HealthCheckCommand = $command; HealthCheckTimeout = 1500 }
+        $oldPid = Get-InstancePid $app
+        New-Item -ItemType File -Path $flag | Out-Null
+
+        $failure = Get-ThrownError { Invoke-ClusterReload -Name failing-command -ErrorAction Stop }
+
+        $failure.FullyQualifiedErrorId | Should -Be 'InvokeClusterReloadHealthCheckFailed,Cluster.Commands.InvokeClusterReloadCommand'
+        $failure.Exception.Message | Should -BeLike "*failed its readiness check: the command '$command' exited with code 1*"
+        Get-InstancePid (Get-ClusterApp -Name failing-command) | Should -Be $oldPid
+        (Invoke-TestRequest -Port $app.Port).pid | Should -Be $oldPid
+    }
+
     It 'loses no request under load across a healthy reload with the HTTP check, WaitReady and the stability window on' {
         $app = Start-TestApp -Script app.js -Name healthy -StartParameters @{ HealthCheckPath = '/health'; WaitReady = $true; StabilityWindow = 500 }
         $oldPids = Get-InstancePid $app
