@@ -159,6 +159,36 @@ public sealed class HealthTests : IDisposable
         Assert.Equal(1, passing.Requests);
     }
 
+    [Fact]
+    public async Task A_worker_that_fails_its_liveness_check_in_a_row_is_replaced_and_its_instance_says_why()
+    {
+        var first = new StatusServer(200);
+        _h.Launcher.OnFork = _ => ForkScript.Hold;
+        StartSpec spec = Spec(new StartSpec { HealthCheckPath = "/health", HealthCheckTimeoutMs = 500 });
+        (spec.LivenessIntervalMs, spec.LivenessFailures) = (1000, 2);
+        Task<AppInfo> start = _h.Supervisor.StartAsync(spec);
+        int hungKey = await ForkedAsync(count: 1);
+        _h.Launcher.Current.Say(hungKey, HealthPlan.PortMessagePrefix + first.Port);
+        await Wait.Bounded(start);
+        int hungPid = _h.Launcher.Current.PidOf(hungKey);
+
+        // It stops answering (its port is gone): two failed checks in a row, then a replacement.
+        first.Dispose();
+        using var replacement = new StatusServer(200);
+        await Wait.AdvanceUntilAsync(_h.Time, Step, () => _h.Timeline.Forks(0).Count == 2, "the failing worker's replacement was forked");
+        int newKey = await ForkedAsync();
+        _h.Launcher.Current.Say(newKey, HealthPlan.PortMessagePrefix + replacement.Port);
+        await Wait.AdvanceUntilAsync(_h.Time, Step, () => _h.Timeline.Entries.Any(e => e.IsEvent(PrimaryEvent.Exit, hungKey)), "the failing worker was retired");
+
+        Entry serve = _h.Timeline.First(e => e.Command is { Cmd: PrimaryCommand.Send, Message: HealthPlan.ServeMessage } c && c.Key == newKey, "the replacement told to serve");
+        Entry disconnect = _h.Timeline.First(e => e.IsCommand(PrimaryCommand.Disconnect, hungKey), "the failing worker's disconnect");
+        Assert.True(serve.Sequence < disconnect.Sequence, _h.Timeline.ToString());
+        await Wait.UntilAsync(() => _h.Instance("api", 0).Reason is not null, "the instance said why it was replaced");
+        InstanceInfo instance = _h.Instance("api", 0);
+        Assert.Equal(_h.Launcher.Current.PidOf(newKey), instance.Pid);
+        Assert.StartsWith($"pid {hungPid} failed its liveness check 2 times in a row", instance.Reason);
+    }
+
     private StartSpec Spec(StartSpec health)
     {
         StartSpec spec = _h.Spec("api", 1);
