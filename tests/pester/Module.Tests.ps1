@@ -23,6 +23,8 @@ BeforeAll {
         'Stop-ClusterHost'
         'Sync-ClusterApp'
         'Export-ClusterApp'
+        'Register-ClusterStartup'
+        'Unregister-ClusterStartup'
     )
 
     # Runs a command in a fresh 'pwsh -NoProfile'. Under 'dotnet pwsh' this process is dotnet itself.
@@ -76,17 +78,11 @@ Describe 'The built module folder' {
         Join-Path $ModuleFolder 'drain.js' | Should -Exist
     }
 
-    It 'ships a host' {
-        $native = Join-Path $ModuleFolder ($IsWindows ? 'host/cluster-host.exe' : 'host/cluster-host')
-        $frameworkDependent = Join-Path $ModuleFolder 'host/cluster-host.dll'
+    It 'ships a host for this platform, or a framework-dependent one' {
+        $rid = [System.Runtime.InteropServices.RuntimeInformation]::RuntimeIdentifier
+        $native = Join-Path $ModuleFolder "hosts/$rid/$($IsWindows ? 'cluster-host.exe' : 'cluster-host')"
+        $frameworkDependent = Join-Path $ModuleFolder 'hosts/portable/cluster-host.dll'
         ((Test-Path $native) -or (Test-Path $frameworkDependent)) | Should -BeTrue
-    }
-
-    It 'ships a native host that is executable' -Skip:$IsWindows {
-        $native = Join-Path $ModuleFolder 'host/cluster-host'
-        if (Test-Path $native) {
-            (Get-Item $native).UnixFileMode.HasFlag([IO.UnixFileMode]::UserExecute) | Should -BeTrue
-        }
     }
 }
 
