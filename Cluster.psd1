@@ -37,6 +37,7 @@
             Tags       = @('nodejs', 'cluster', 'pm2', 'zero-downtime', 'reload', 'process-manager', 'Linux', 'Windows', 'macOS')
             ProjectUri = 'https://github.com/cluster-ps/Cluster'
             LicenseUri = 'https://github.com/cluster-ps/Cluster/blob/main/LICENSE'
+            ReleaseNotes = 'How the module works, its files and its environment variables: Get-Help about_Cluster, or https://github.com/cluster-ps/Cluster/blob/main/docs/en-US/about_Cluster.help.md'
         }
     }
 }

@@ -67,7 +67,12 @@ $FrameworkDependentHostFiles = @(
 
 # The platforms the package carries a host for, as runtime identifiers; the module keeps each in hosts/<rid>/.
 # The launcher (src/Cluster/Client/HostBinary.cs) picks one by OS, architecture and C library.
-$PackageRuntimes = @('win-x64', 'win-arm64', 'linux-x64', 'linux-arm64', 'linux-musl-x64', 'osx-x64', 'osx-arm64')
+$PackageRuntimes = @('win-x64', 'linux-x64', 'linux-arm64', 'linux-musl-x64', 'osx-x64', 'osx-arm64')
+
+# Platforms that run another platform's host under the OS's own x64 emulation: Windows 11 on Arm runs x64 programs,
+# and the win-arm64 runtime pack is not served by the NuGet sources this project builds from. The launcher falls
+# back to the x64 host there by itself; hosts/hosts.json says so for each of them.
+$EmulatedRuntimes = [ordered]@{ 'win-arm64' = 'win-x64' }
 
 # The folder of a framework-dependent host (needs the .NET runtime), made only when Native AOT is not possible.
 $PortableHostFolder = 'portable'
@@ -129,6 +134,28 @@ function Invoke-FreshPwsh {
 
     $pwsh = Get-PwshCommand
     Invoke-Native $pwsh.File (@($pwsh.Prefix) + @('-NoProfile', '-NonInteractive', '-File', $ScriptPath) + $Arguments)
+}
+
+# Runs $Script with HOME (and the XDG folders under it) in a new folder at $Path, off Windows: PSResourceGet keeps its
+# repository list and its CurrentUser installs there, so the user's own are never read or changed.
+function Use-TemporaryHome {
+    param([string] $Path, [scriptblock] $Script)
+
+    if ($IsWindows) { & $Script; return }
+    $names = 'HOME', 'XDG_DATA_HOME', 'XDG_CONFIG_HOME', 'XDG_CACHE_HOME'
+    $previous = @{}
+    foreach ($name in $names) { $previous[$name] = [Environment]::GetEnvironmentVariable($name) }
+    $null = New-Item -ItemType Directory -Path $Path -Force
+    try {
+        $env:HOME = $Path
+        $env:XDG_DATA_HOME = Join-Path $Path '.local/share'
+        $env:XDG_CONFIG_HOME = Join-Path $Path '.config'
+        $env:XDG_CACHE_HOME = Join-Path $Path '.cache'
+        & $Script
+    }
+    finally {
+        foreach ($name in $names) { [Environment]::SetEnvironmentVariable($name, $previous[$name]) }
+    }
 }
 
 function Get-NuGetPackagesFolder {
@@ -290,65 +317,92 @@ function Get-HostCacheFolder {
     Join-Path $base 'cluster/hosts'
 }
 
-# The folder holding a self-contained, trimmed single-file host for $Rid: from the host cache when it was built
-# from the same inputs, else published now (into a separate artifacts folder, so the project's own obj/ is left
-# alone) and stored there. A cache entry appears by one rename, complete or not at all. Returns $null, with the
-# reason in $Unavailable, when the NuGet sources do not serve that platform's runtime pack.
-function Get-CachedHost {
-    param([string] $Rid, [hashtable] $Unavailable)
+# The folders holding a self-contained, trimmed single-file host for each of $Rids, by runtime identifier: from the
+# host cache when built from the same inputs, else published now, two at a time (each publish keeps about one core
+# busy), into separate artifacts folders (so the project's own obj/ is left alone) and stored in the cache. A cache
+# entry appears by one rename, complete or not at all. Fails, naming the package, when the NuGet sources do not
+# serve a platform's runtime pack: a package never leaves a platform out quietly.
+function Get-CachedHosts {
+    param([string[]] $Rids)
 
     $project = Join-Path $RepoRoot 'src/Cluster.Host'
-    $settings = @(
-        '-c', $Configuration, '-r', $Rid, '--self-contained', '-p:PublishSingleFile=true', '-p:PublishTrimmed=true'
-        '-p:DebugType=none', '-p:DisableTransitiveFrameworkReferenceDownloads=true'
-    )
-    $hash = Get-HostInputHash -PublishArguments $settings
     $cache = Get-HostCacheFolder
-    $entry = Join-Path $cache "$Rid-$hash"
-    $exe = Get-HostExecutableName $Rid
-    if (Test-Path (Join-Path $entry $exe)) {
-        Write-Step "Host for $($Rid): reused from $entry"
-        return $entry
+    $folders = [ordered]@{}
+    $publishes = [System.Collections.Generic.List[object]]::new()
+    foreach ($rid in $Rids) {
+        $settings = @(
+            '-c', $Configuration, '-r', $rid, '--self-contained', '-p:PublishSingleFile=true', '-p:PublishTrimmed=true'
+            '-p:DebugType=none', '-p:DisableTransitiveFrameworkReferenceDownloads=true'
+        )
+        $entry = Join-Path $cache "$rid-$(Get-HostInputHash -PublishArguments $settings)"
+        $folders[$rid] = $entry
+        if (Test-Path (Join-Path $entry (Get-HostExecutableName $rid))) {
+            Write-Step "Host for $($rid): reused from $entry"
+            continue
+        }
+        $work = Join-Path ([IO.Path]::GetTempPath()) "cluster-host-$rid-$([guid]::NewGuid().ToString('n'))"
+        $publishes.Add([pscustomobject]@{
+            Rid       = $rid
+            Entry     = $entry
+            Work      = $work
+            Arguments = @('publish', $project) + $settings + @('--artifacts-path', (Join-Path $work 'artifacts'), '-o', (Join-Path $work 'out'), '-nologo')
+        })
     }
+    if ($publishes.Count -eq 0) { return $folders }
 
-    Write-Step "Publishing the host for $Rid (self-contained, trimmed, single file)"
-    $work = Join-Path ([IO.Path]::GetTempPath()) "cluster-host-$Rid-$([guid]::NewGuid().ToString('n'))"
+    Write-Step "Publishing the host for $($publishes.Rid -join ', ') (self-contained, trimmed, single file; two at a time)"
     try {
-        $arguments = @('publish', $project) + $settings + @('--artifacts-path', (Join-Path $work 'artifacts'), '-o', (Join-Path $work 'out'), '-nologo')
-        $output = & dotnet @arguments 2>&1 | ForEach-Object { "$_" }
-        $exitCode = $LASTEXITCODE
-        $output | Out-Host
-        if ($exitCode) {
-            $missing = @($output | Select-String -Pattern 'error NU1101: Unable to find package (Microsoft\.NETCore\.App\.[\w.-]*[\w-])' | ForEach-Object { $_.Matches[0].Groups[1].Value } | Sort-Object -Unique)
-            if ($missing) {
-                $Unavailable[$Rid] = "the NuGet sources of this machine do not serve $($missing -join ', ')"
-                Write-Warning "No host for $($Rid): $($Unavailable[$Rid])."
-                return $null
+        $jobs = foreach ($publish in $publishes) {
+            Start-ThreadJob -ThrottleLimit 2 -ArgumentList (, $publish.Arguments) -ScriptBlock {
+                param([string[]] $Arguments)
+                $output = & dotnet @Arguments 2>&1 | ForEach-Object { "$_" }
+                [pscustomobject]@{ Output = $output; ExitCode = $LASTEXITCODE }
             }
-            throw "'dotnet $($arguments -join ' ')' failed with exit code $exitCode."
         }
-
-        $staged = Join-Path $cache ".staging-$Rid-$([guid]::NewGuid().ToString('n'))"
-        $null = New-Item -ItemType Directory -Path $staged -Force
-        Copy-Item (Join-Path $work "out/$exe") $staged
-        try {
-            Move-Item $staged $entry -ErrorAction Stop
-        }
-        catch {
-            # Another build stored the same entry meanwhile: it is the same host.
-            Remove-Item $staged -Recurse -Force
-            if (-not (Test-Path (Join-Path $entry $exe))) { throw }
+        $results = @(foreach ($job in $jobs) { Receive-Job -Job $job -Wait -AutoRemoveJob })
+        for ($i = 0; $i -lt $publishes.Count; $i++) {
+            $publish, $result = $publishes[$i], $results[$i]
+            Write-Step "Host for $($publish.Rid): published"
+            $result.Output | Out-Host
+            if ($result.ExitCode) {
+                $missing = @($result.Output | Select-String -Pattern 'error NU1101: Unable to find package (Microsoft\.NETCore\.App\.[\w.-]*[\w-])' | ForEach-Object { $_.Matches[0].Groups[1].Value } | Sort-Object -Unique)
+                if ($missing) {
+                    throw "No host for $($publish.Rid): the NuGet sources of this machine do not serve $($missing -join ', '). Add a source that does (nuget.config), or run Cluster on $($publish.Rid) under emulation and list it in `$EmulatedRuntimes."
+                }
+                throw "'dotnet $($publish.Arguments -join ' ')' failed with exit code $($result.ExitCode)."
+            }
+            Save-CachedHost -Rid $publish.Rid -From (Join-Path $publish.Work 'out') -Entry $publish.Entry
         }
     }
     finally {
-        if (Test-Path $work) { Remove-Item $work -Recurse -Force }
+        foreach ($publish in $publishes) {
+            if (Test-Path $publish.Work) { Remove-Item $publish.Work -Recurse -Force }
+        }
     }
+    $folders
+}
 
-    # Entries of this platform built from older inputs go once they have not been written to for two weeks.
+# Stores a published host as the cache entry $Entry, by one rename; entries of the same platform built from older
+# inputs go once they have not been written to for two weeks.
+function Save-CachedHost {
+    param([string] $Rid, [string] $From, [string] $Entry)
+
+    $exe = Get-HostExecutableName $Rid
+    $cache = Split-Path $Entry
+    $staged = Join-Path $cache ".staging-$Rid-$([guid]::NewGuid().ToString('n'))"
+    $null = New-Item -ItemType Directory -Path $staged -Force
+    Copy-Item (Join-Path $From $exe) $staged
+    try {
+        Move-Item $staged $Entry -ErrorAction Stop
+    }
+    catch {
+        # Another build stored the same entry meanwhile: it is the same host.
+        Remove-Item $staged -Recurse -Force
+        if (-not (Test-Path (Join-Path $Entry $exe))) { throw }
+    }
     Get-ChildItem -Path $cache -Directory -Filter "$Rid-*" |
-        Where-Object { $_.FullName -ne $entry -and $_.LastWriteTimeUtc -lt [DateTime]::UtcNow.AddDays(-14) } |
+        Where-Object { $_.FullName -ne $Entry -and $_.LastWriteTimeUtc -lt [DateTime]::UtcNow.AddDays(-14) } |
         Remove-Item -Recurse -Force -ErrorAction Continue
-    $entry
 }
 
 # out/Cluster.<version>.nupkg: the built module with a host for every platform, published with PSResourceGet to a
@@ -367,39 +421,30 @@ function Invoke-PackageTask {
         $portable = Join-Path $staging "hosts/$PortableHostFolder"
         if (Test-Path $portable) { Remove-Item $portable -Recurse -Force }
         $hosts = [ordered]@{}
-        $unavailable = @{}
+        $native = @($PackageRuntimes | Where-Object { Test-Path (Join-Path $staging "hosts/$_/$(Get-HostExecutableName $_)") })
+        $cached = Get-CachedHosts -Rids @($PackageRuntimes | Where-Object { $_ -notin $native })
         foreach ($rid in $PackageRuntimes) {
-            if (Test-Path (Join-Path $staging "hosts/$rid/$(Get-HostExecutableName $rid)")) {
+            if ($rid -in $native) {
                 Write-Step "Host for $($rid): Native AOT, from the build"
                 $hosts[$rid] = [ordered]@{ build = 'NativeAot' }
                 continue
             }
-            $folder = Get-CachedHost -Rid $rid -Unavailable $unavailable
-            if ($folder) {
-                Copy-HostExecutable -From $folder -Rid $rid -ModuleFolder $staging
-                $hosts[$rid] = [ordered]@{ build = 'SingleFile' }
-            }
-            else {
-                $hosts[$rid] = [ordered]@{ build = $null; missing = $unavailable[$rid] }
-            }
+            Copy-HostExecutable -From $cached[$rid] -Rid $rid -ModuleFolder $staging
+            $hosts[$rid] = [ordered]@{ build = 'SingleFile' }
+        }
+        foreach ($rid in $EmulatedRuntimes.Keys) {
+            $runs = $EmulatedRuntimes[$rid]
+            $hosts[$rid] = [ordered]@{ build = 'Emulated'; runs = $runs; reason = "$rid runs the $runs host under the OS's x64 emulation" }
         }
         $extra = Get-ChildItem (Join-Path $staging 'hosts') -Directory | Where-Object Name -NotIn $PackageRuntimes
         if ($extra) { $extra | Remove-Item -Recurse -Force }
-        # What the package carries, and why a platform is missing: read by the package tests and by people.
+        # What the package carries for each platform, and how it was built: read by the package tests and by people.
         $hosts | ConvertTo-Json | Set-Content -Path (Join-Path $staging 'hosts/hosts.json') -Encoding utf8NoBOM
 
         Write-Step "Publishing $package"
         if (Test-Path $package) { Remove-Item $package -Force }
-        $previous = $env:XDG_DATA_HOME
-        if (-not $IsWindows) {
-            $null = New-Item -ItemType Directory -Path $settings
-            $env:XDG_DATA_HOME = $settings
-        }
-        try {
+        Use-TemporaryHome -Path $settings {
             Invoke-FreshPwsh (Join-Path $RepoRoot 'tools/Publish-ClusterPackage.ps1') @('-ModuleFolder', $staging, '-OutputPath', $package)
-        }
-        finally {
-            $env:XDG_DATA_HOME = $previous
         }
     }
     finally {
@@ -409,11 +454,8 @@ function Invoke-PackageTask {
     }
 
     $size = (Get-Item $package).Length
-    $carried = @($PackageRuntimes | Where-Object { -not $unavailable.ContainsKey($_) })
-    Write-Step ("Packaged {0} ({1:N1} MB, hosts for {2})" -f $package, ($size / 1MB), ($carried -join ', '))
-    foreach ($rid in $unavailable.Keys) {
-        Write-Warning "The package has no host for $($rid): $($unavailable[$rid])."
-    }
+    $emulated = @($EmulatedRuntimes.Keys | ForEach-Object { "$_ (runs $($EmulatedRuntimes[$_]))" })
+    Write-Step ("Packaged {0} ({1:N1} MB, hosts for {2}; emulated: {3})" -f $package, ($size / 1MB), ($PackageRuntimes -join ', '), ($emulated -join ', '))
 }
 
 # docs/en-US/*.md (PlatyPS markdown) -> en-US/Cluster.dll-Help.xml and about_Cluster.help.txt: with PlatyPS

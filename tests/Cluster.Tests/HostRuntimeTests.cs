@@ -59,6 +59,28 @@ public sealed class HostRuntimeTests : IDisposable
     }
 
     [Fact]
+    public void Windows_on_Arm_runs_the_x64_host_under_emulation()
+    {
+        string[] wanted = HostBinary.RuntimeIdentifiers("win", Architecture.Arm64, Architecture.Arm64).ToArray();
+        Assert.Equal(new[] { "win-arm64", "win-x64" }, wanted);
+
+        string module = NewModule("win-x64", "linux-arm64", "osx-arm64");
+        HostBinary binary = HostBinary.Locate(module, wanted);
+        Assert.Equal("win-x64", binary.RuntimeIdentifier);
+        Assert.Equal("cluster-host.exe", binary.Entry);
+    }
+
+    [Fact]
+    public void Linux_on_Arm_has_no_x64_fallback()
+    {
+        string[] wanted = HostBinary.RuntimeIdentifiers("linux", Architecture.Arm64, Architecture.Arm64).ToArray();
+        Assert.Equal(new[] { "linux-arm64" }, wanted);
+        string module = NewModule("linux-x64");
+        HostUnavailableException error = Assert.Throws<HostUnavailableException>(() => HostBinary.Locate(module, wanted));
+        Assert.Equal("linux-arm64", error.Target);
+    }
+
+    [Fact]
     public void Launcher_names_the_supported_platforms_when_none_is_this_one()
     {
         string module = NewModule("osx-arm64", "win-arm64");

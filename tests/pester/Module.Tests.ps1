@@ -60,6 +60,22 @@ Describe 'The built module manifest' {
         $Manifest.CompatiblePSEditions | Should -Be @('Desktop', 'Core')
         $Manifest.PowerShellVersion | Should -Be '5.1'
     }
+
+    It 'links the licence, the project, the online help and about_Cluster' {
+        $data = $Manifest.PrivateData.PSData
+        $data.LicenseUri | Should -Match '^https://.+/LICENSE$'
+        $data.ProjectUri | Should -Match '^https://'
+        $Manifest.HelpInfoURI | Should -Match '^https://'
+        $data.ReleaseNotes | Should -Match 'about_Cluster'
+        $Manifest.Copyright | Should -Match 'MIT'
+    }
+
+    It 'shares no command name with the FailoverClusters module, but for Get-ClusterLog, which is being renamed' {
+        # Get-ClusterLog is to become Get-ClusterAppLog; every other name must be free of the clash already.
+        $failoverClusters = Get-Content (Join-Path $PSScriptRoot '../fixtures/module/failoverclusters-commands.txt') | Where-Object { $_ -and $_ -notlike '#*' }
+        $failoverClusters.Count | Should -BeGreaterThan 100
+        @($Manifest.CmdletsToExport | Where-Object { $_ -in $failoverClusters -and $_ -ne 'Get-ClusterLog' }) | Should -BeNullOrEmpty
+    }
 }
 
 Describe 'The built module folder' {
@@ -71,6 +87,12 @@ Describe 'The built module folder' {
 
     It 'does not ship System.Management.Automation.dll' {
         Get-ChildItem -Path $ModuleFolder -Recurse -Filter 'System.Management.Automation.dll' | Should -BeNullOrEmpty
+    }
+
+    It 'ships the MIT licence' {
+        $license = Join-Path $ModuleFolder 'LICENSE'
+        $license | Should -Exist
+        Get-Content -Raw $license | Should -Match 'MIT License'
     }
 
     It 'ships the Node primary and the drain preload' {

@@ -47,6 +47,23 @@ BeforeAll {
         }
     }
 
+    # A temporary HOME (and XDG folders under it) for PSResourceGet, which keeps its repository list and its
+    # CurrentUser installs under the user's home: the tests never read or change the user's own.
+    function New-UserEnvironment([string] $Name) {
+        $userHome = Join-Path $Work $Name
+        $null = New-Item -ItemType Directory -Path (Join-Path $userHome '.local/share')
+        @{
+            HOME = $userHome; XDG_DATA_HOME = (Join-Path $userHome '.local/share')
+            XDG_CONFIG_HOME = (Join-Path $userHome '.config'); XDG_CACHE_HOME = (Join-Path $userHome '.cache')
+        }
+    }
+
+    function Join-Environment([hashtable] $Base, [hashtable] $More) {
+        $all = $Base.Clone()
+        foreach ($name in $More.Keys) { $all[$name] = $More[$name] }
+        $all
+    }
+
     function New-PackageTestHome {
         $path = Join-Path ([IO.Path]::GetTempPath()) ('cl-' + [guid]::NewGuid().ToString('n').Substring(0, 10))
         $Homes.Add($path)
@@ -157,7 +174,6 @@ Describe 'The package' {
 
     It 'carries a host for <Rid> that is a <Format> <Architecture> executable' -ForEach @(
         @{ Rid = 'win-x64'; Format = 'PE'; Architecture = 'x64'; Loader = $null }
-        @{ Rid = 'win-arm64'; Format = 'PE'; Architecture = 'arm64'; Loader = $null }
         @{ Rid = 'linux-x64'; Format = 'ELF'; Architecture = 'x64'; Loader = 'ld-linux-x86-64' }
         @{ Rid = 'linux-arm64'; Format = 'ELF'; Architecture = 'arm64'; Loader = 'ld-linux-aarch64' }
         @{ Rid = 'linux-musl-x64'; Format = 'ELF'; Architecture = 'x64'; Loader = 'ld-musl-x86_64' }
@@ -166,13 +182,6 @@ Describe 'The package' {
     ) {
         $name = "hosts/$Rid/" + ($Rid -like 'win-*' ? 'cluster-host.exe' : 'cluster-host')
         $HostList.Keys | Should -Contain $Rid -Because 'hosts/hosts.json accounts for every platform'
-        if ($HostList[$Rid].missing) {
-            # Only a runtime pack that the build machine's NuGet sources do not serve leaves a platform out, and
-            # the build says so, in hosts.json and as a warning.
-            $Zip.GetEntry($name) | Should -BeNullOrEmpty
-            Set-ItResult -Skipped -Because "the package has no host for $($Rid): $($HostList[$Rid].missing)"
-            return
-        }
         $entry = $Zip.GetEntry($name)
         $entry | Should -Not -BeNullOrEmpty -Because "the package must hold $name"
         $header = Get-ExecutableHeader (Read-EntryHead $entry)
@@ -182,28 +191,38 @@ Describe 'The package' {
         @($Zip.Entries | Where-Object FullName -Like "hosts/$Rid/*").Count | Should -Be 1 -Because 'each host is one self-contained file'
     }
 
-    It 'accounts for exactly the seven platforms, carries a host for each it does not list as missing, and no framework-dependent one' {
+    It 'lists win-arm64 as running the win-x64 host under emulation, which the package carries' {
+        $HostList['win-arm64'].build | Should -Be 'Emulated'
+        $HostList['win-arm64'].runs | Should -Be 'win-x64'
+        $Zip.GetEntry('hosts/win-x64/cluster-host.exe') | Should -Not -BeNullOrEmpty
+        $Zip.GetEntry('hosts/win-arm64/cluster-host.exe') | Should -BeNullOrEmpty -Because 'the launcher falls back to the x64 host on Windows on Arm by itself'
+    }
+
+    It 'accounts for exactly the seven platforms, with a native host for this one and no framework-dependent one' {
         $seven = @('linux-arm64', 'linux-musl-x64', 'linux-x64', 'osx-arm64', 'osx-x64', 'win-arm64', 'win-x64')
         @($HostList.Keys | Sort-Object) | Should -Be $seven
         $folders = @($Zip.Entries.FullName | Where-Object { $_ -like 'hosts/*/*' } | ForEach-Object { $_.Split('/')[1] } | Sort-Object -Unique)
-        $folders | Should -Be @($seven | Where-Object { -not $HostList[$_].missing })
-        @($seven | Where-Object { -not $HostList[$_].missing }).Count | Should -BeGreaterOrEqual 6 -Because 'only a platform whose runtime pack is not served may be missing'
+        $folders | Should -Be @($seven | Where-Object { $_ -ne 'win-arm64' })
+        foreach ($rid in $seven | Where-Object { $_ -notin 'win-arm64', 'linux-x64' }) {
+            $HostList[$rid].build | Should -Be 'SingleFile' -Because "$rid is a self-contained, trimmed single file"
+        }
         $HostList['linux-x64'].build | Should -Be 'NativeAot'
     }
 }
 
 Describe 'Installed with Install-PSResource from a local repository' -Skip:(-not $IsLinux) {
     BeforeAll {
-        # PSResourceGet keeps its repositories, and installs for the current user, under XDG_DATA_HOME: a
-        # temporary one keeps this install, and its repository, apart from the user's own.
-        $script:DataHome = Join-Path $Work 'data'
+        # PSResourceGet keeps its repositories, and installs for the current user, under the user's home: a
+        # temporary HOME (and XDG folders under it) keeps this install, and its repository, apart from the user's own.
+        $script:UserEnvironment = New-UserEnvironment 'home'
+        $script:DataHome = $UserEnvironment.XDG_DATA_HOME
         $script:Repository = Join-Path $Work 'repository'
-        $null = New-Item -ItemType Directory -Path $DataHome, $Repository
+        $null = New-Item -ItemType Directory -Path $Repository
         Copy-Item $PackagePath $Repository
         $script:InstallHome = New-PackageTestHome
         $script:Port = Get-FreePort
 
-        $install = Invoke-FreshPwsh -Environment @{ XDG_DATA_HOME = $DataHome; CLUSTER_TEST_REPOSITORY = $Repository } -Script @'
+        $install = Invoke-FreshPwsh -Environment (Join-Environment $UserEnvironment @{ CLUSTER_TEST_REPOSITORY = $Repository }) -Script @'
 $ErrorActionPreference = 'Stop'
 Register-PSResourceRepository -Name ClusterTest -Uri $env:CLUSTER_TEST_REPOSITORY -Trusted
 Install-PSResource -Name Cluster -Repository ClusterTest -TrustRepository -Scope CurrentUser -Quiet
@@ -219,7 +238,7 @@ $installed = Get-InstalledPSResource -Name Cluster
             & chmod 644 $InstalledHost
         }
 
-        $script:Session = Invoke-FreshPwsh -Environment @{ XDG_DATA_HOME = $DataHome; CLUSTER_HOME = $InstallHome; CLUSTER_TEST_PORT = "$Port"; CLUSTER_TEST_SCRIPT = (Join-Path $Fixtures 'app.js') } -Script @'
+        $script:Session = Invoke-FreshPwsh -Environment (Join-Environment $UserEnvironment @{ CLUSTER_HOME = $InstallHome; CLUSTER_TEST_PORT = "$Port"; CLUSTER_TEST_SCRIPT = (Join-Path $Fixtures 'app.js') }) -Script @'
 $ErrorActionPreference = 'Stop'
 Import-Module Cluster
 $module = Get-Module Cluster
@@ -278,7 +297,7 @@ $hostInfo = Get-ClusterHost
     }
 
     It 'keeps reloading and restarting crashed workers after the module is uninstalled' {
-        $uninstall = Invoke-FreshPwsh -Environment @{ XDG_DATA_HOME = $DataHome } -Script @'
+        $uninstall = Invoke-FreshPwsh -Environment $UserEnvironment -Script @'
 $ErrorActionPreference = 'Stop'
 Uninstall-PSResource -Name Cluster -Scope CurrentUser
 '@
@@ -364,8 +383,9 @@ catch { @{ Id = $_.FullyQualifiedErrorId; Category = "$($_.CategoryInfo.Category
 
 Describe 'Upgrading under load to a newer version of the module' -Skip:(-not $IsLinux) {
     BeforeAll {
-        # Version N is the built module (a copy of it, so that it can be removed); N+1 is the same sources built with
-        # the next patch version: its cmdlets, and a framework-dependent host (quicker to build than a native one).
+        # Version N is the package; N+1 is the same sources built with the next patch version (its cmdlets, and a
+        # framework-dependent host, quicker to build than a native one), published with Publish-PSResource to the
+        # same local repository. Both are installed and removed with PSResourceGet, under a temporary HOME.
         $current = [version] $Version
         $script:Next = "$($current.Major).$($current.Minor).$($current.Build + 1)"
         $repo = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
@@ -376,12 +396,9 @@ Describe 'Upgrading under load to a newer version of the module' -Skip:(-not $Is
         $publish = & dotnet publish (Join-Path $repo 'src/Cluster.Host') -c Release "-p:Version=$Next" --artifacts-path $artifacts -o $hostOut -nologo 2>&1 | Out-String
         $LASTEXITCODE | Should -Be 0 -Because $publish
 
-        $script:ModuleN = Join-Path $Work 'n/Cluster'
         $script:ModuleNext = Join-Path $Work 'next/Cluster'
-        foreach ($folder in $ModuleN, $ModuleNext) {
-            $null = New-Item -ItemType Directory -Path (Split-Path $folder)
-            Copy-Item $BuiltModule $folder -Recurse
-        }
+        $null = New-Item -ItemType Directory -Path (Split-Path $ModuleNext)
+        Copy-Item $BuiltModule $ModuleNext -Recurse
         Copy-Item (Join-Path $artifacts 'bin/Cluster/release/Cluster.dll') $ModuleNext -Force
         $manifest = Join-Path $ModuleNext 'Cluster.psd1'
         (Get-Content -Raw $manifest) -replace "ModuleVersion(\s*)=(\s*)'[^']+'", "ModuleVersion`$1=`$2'$Next'" | Set-Content -Path $manifest -NoNewline
@@ -391,15 +408,36 @@ Describe 'Upgrading under load to a newer version of the module' -Skip:(-not $Is
             Copy-Item (Join-Path $hostOut $file) $portable
         }
 
+        $script:UpgradeUser = New-UserEnvironment 'upgrade-home'
+        $upgradeRepository = Join-Path $Work 'upgrade-repository'
+        $null = New-Item -ItemType Directory -Path $upgradeRepository
+        Copy-Item $PackagePath $upgradeRepository
         $script:UpgradeHome = New-PackageTestHome
         $script:UpgradePort = Get-FreePort
         $script:Node = (Get-Command -Name node -CommandType Application | Select-Object -First 1).Source
 
-        # A fresh pwsh that imports the given module and runs the script; returns its result and warnings.
-        function Invoke-WithModule([string] $Module, [string] $Script) {
-            Invoke-FreshPwsh -Environment @{ CLUSTER_HOME = $UpgradeHome; CLUSTER_TEST_MODULE = (Join-Path $Module 'Cluster.psd1'); CLUSTER_TEST_PORT = "$UpgradePort"; CLUSTER_TEST_SCRIPT = (Join-Path $Fixtures 'app.js') } -Script (@'
+        # PSResourceGet in a fresh pwsh under the temporary HOME; returns the exit code and output.
+        function Invoke-PSResourceGet([string] $Script) {
+            Invoke-FreshPwsh -Environment (Join-Environment $UpgradeUser @{ CLUSTER_TEST_VERSION = $Version; CLUSTER_TEST_NEXT = $Next; CLUSTER_TEST_NEXT_FOLDER = $ModuleNext }) -Script (@'
 $ErrorActionPreference = 'Stop'
-Import-Module $env:CLUSTER_TEST_MODULE
+'@ + "`n" + $Script)
+        }
+
+        $setUp = Invoke-PSResourceGet (@'
+Register-PSResourceRepository -Name ClusterUpgrade -Uri '{0}' -Trusted
+Publish-PSResource -Path $env:CLUSTER_TEST_NEXT_FOLDER -Repository ClusterUpgrade
+Install-PSResource -Name Cluster -Version $env:CLUSTER_TEST_VERSION -Repository ClusterUpgrade -TrustRepository -Scope CurrentUser -Quiet
+@{{ Versions = @(Find-PSResource -Name Cluster -Version '*' -Repository ClusterUpgrade | ForEach-Object {{ "$($_.Version)" }}) }} | ConvertTo-Json -Compress
+'@ -f $upgradeRepository)
+        $setUp.ExitCode | Should -Be 0 -Because $setUp.Output
+        @($setUp.Result.Versions | Sort-Object) | Should -Be @($Version, $Next | Sort-Object) -Because 'the repository holds N and N+1'
+        $script:InstalledN = Join-Path $UpgradeUser.XDG_DATA_HOME "powershell/Modules/Cluster/$Version"
+
+        # A fresh pwsh that imports the installed module of the given version and runs the script.
+        function Invoke-WithModule([string] $ModuleVersion, [string] $Script) {
+            Invoke-FreshPwsh -Environment (Join-Environment $UpgradeUser @{ CLUSTER_HOME = $UpgradeHome; CLUSTER_TEST_VERSION = $ModuleVersion; CLUSTER_TEST_PORT = "$UpgradePort"; CLUSTER_TEST_SCRIPT = (Join-Path $Fixtures 'app.js') }) -Script (@'
+$ErrorActionPreference = 'Stop'
+Import-Module Cluster -RequiredVersion $env:CLUSTER_TEST_VERSION
 '@ + "`n" + $Script)
         }
 
@@ -422,14 +460,16 @@ Import-Module $env:CLUSTER_TEST_MODULE
     }
 
     It 'hands over from the host of N to the host of N+1 with every request answered and the same workers' {
-        $before = Invoke-WithModule $ModuleN @'
+        $before = Invoke-WithModule $Version @'
 $app = Start-ClusterApp -Path $env:CLUSTER_TEST_SCRIPT -Name upgrade -Instances 2 -Environment @{ PORT = $env:CLUSTER_TEST_PORT }
 @{ HostPid = (Get-ClusterHost).Pid; Pids = @($app.Instances.Pid); Status = "$($app.Status)" } | ConvertTo-Json -Compress
 '@
         $before.Result.Status | Should -Be 'Online' -Because $before.Output
 
         $load = Start-Load
-        $after = Invoke-WithModule $ModuleNext @'
+        $install = Invoke-PSResourceGet 'Install-PSResource -Name Cluster -Version $env:CLUSTER_TEST_NEXT -Repository ClusterUpgrade -TrustRepository -Scope CurrentUser -Quiet'
+        $install.ExitCode | Should -Be 0 -Because $install.Output
+        $after = Invoke-WithModule $Next @'
 $app = Get-ClusterApp upgrade -WarningVariable warned
 $hostInfo = Get-ClusterHost
 @{ HostPid = $hostInfo.Pid; Version = $hostInfo.Version; Runtime = $hostInfo.Runtime; Pids = @($app.Instances.Pid); Status = "$($app.Status)"; Warnings = @($warned | ForEach-Object Message) } | ConvertTo-Json -Compress
@@ -450,9 +490,12 @@ $hostInfo = Get-ClusterHost
     }
 
     It 'reloads and restarts a crashed worker after version N is removed' {
-        Remove-Item $ModuleN -Recurse -Force
+        $InstalledN | Should -Exist
+        $uninstall = Invoke-PSResourceGet 'Uninstall-PSResource -Name Cluster -Version $env:CLUSTER_TEST_VERSION -Scope CurrentUser'
+        $uninstall.ExitCode | Should -Be 0 -Because $uninstall.Output
+        $InstalledN | Should -Not -Exist
         $load = Start-Load
-        $run = Invoke-WithModule $ModuleNext @'
+        $run = Invoke-WithModule $Next @'
 $reloaded = Invoke-ClusterReload -Name upgrade
 $victim = $reloaded.Instances[0].Pid
 Stop-Process -Id $victim -Force
@@ -470,13 +513,15 @@ do {
         $run.Result.Victim | Should -Not -BeIn $run.Result.Pids
         # Failed requests are not counted here: the worker killed with SIGKILL drops the requests it was serving.
         $result.ok | Should -BeGreaterThan 0
-        @(Get-CommandLineNaming -Path $ModuleN).Count | Should -Be 0 -Because 'nothing runs from the removed module'
+        @(Get-CommandLineNaming -Path $InstalledN).Count | Should -Be 0 -Because 'nothing runs from the removed module'
         @(Get-CommandLineNaming -Path (Join-Path $UpgradeHome "runtime/$Next/drain.js")).Count | Should -Be 2 -Because 'the new workers preload the new runtime copy'
         Join-Path $UpgradeHome "runtime/$Version/primary.js" | Should -Exist -Because 'the adopted primary still runs the copy of N, which stays'
     }
 
     It 'says clearly, and still works, when an older module finds the newer host' {
-        $old = Invoke-WithModule (Split-Path -Parent $env:CLUSTER_MODULE_PATH) @'
+        $old = Invoke-FreshPwsh -Environment @{ CLUSTER_HOME = $UpgradeHome; CLUSTER_TEST_MODULE = (Join-Path $BuiltModule 'Cluster.psd1') } -Script @'
+$ErrorActionPreference = 'Stop'
+Import-Module $env:CLUSTER_TEST_MODULE
 $app = Get-ClusterApp upgrade -WarningVariable warned
 @{ Status = "$($app.Status)"; Version = (Get-ClusterHost -WarningAction SilentlyContinue).Version; Warnings = @($warned | ForEach-Object Message) } | ConvertTo-Json -Compress
 '@
@@ -486,7 +531,7 @@ $app = Get-ClusterApp upgrade -WarningVariable warned
         @($old.Result.Warnings) | Should -HaveCount 1
         $old.Result.Warnings[0] | Should -Match "is version $([regex]::Escape($Next)), newer than this module \($([regex]::Escape($Version))\)"
 
-        $stop = Invoke-WithModule $ModuleNext 'Stop-ClusterHost -Confirm:$false'
+        $stop = Invoke-WithModule $Next 'Stop-ClusterHost -Confirm:$false'
         $stop.ExitCode | Should -Be 0 -Because $stop.Output
     }
 }

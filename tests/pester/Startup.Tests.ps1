@@ -79,12 +79,16 @@ AfterAll {
 }
 
 Describe 'Register-ClusterStartup on Linux' -Skip:(-not $IsLinux) {
-    It '-WhatIf names the unit it would write, and writes and copies nothing' {
+    It '-WhatIf shows the unit it would write, whole, and writes and copies nothing' {
         $path = [Environment]::ProcessPath
         [string[]] $prefix = if ([IO.Path]::GetFileNameWithoutExtension($path) -eq 'pwsh') { @() } else { @(Join-Path $PSHOME 'pwsh.dll') }
         $output = & $path @prefix -NoProfile -NonInteractive -Command "Import-Module '$env:CLUSTER_MODULE_PATH'; Register-ClusterStartup -WhatIf" 2>&1 | Out-String
         $LASTEXITCODE | Should -Be 0 -Because $output
-        ($output -replace '\s+', ' ') | Should -Match ([regex]::Escape("What if: Performing the operation `"Write the systemd unit that starts the Cluster host of $TestHome at boot`" on target `"$UnitPath`""))
+        $output | Should -Match ([regex]::Escape("What if: Write the systemd unit that starts the Cluster host of $TestHome at boot: $UnitPath"))
+        foreach ($line in '[Unit]', '[Service]', '[Install]', 'KillMode=process', 'WantedBy=default.target') {
+            $output | Should -Match ('(?m)^' + [regex]::Escape($line) + '\s*$') -Because "the unit's text is shown"
+        }
+        $output | Should -Match ('(?m)^ExecStart=.*' + [regex]::Escape("$TestHome/runtime/") + '.*--foreground')
         $UnitPath | Should -Not -Exist
         Join-Path $TestHome 'runtime' | Should -Not -Exist
     }

@@ -36,10 +36,12 @@ namespace Cluster.Client
 
         public bool IsNative { get; }
 
-        public static HostBinary Locate(string moduleDirectory)
+        public static HostBinary Locate(string moduleDirectory) => Locate(moduleDirectory, RuntimeIdentifiers().ToArray());
+
+        /// <summary>The first host of <paramref name="wanted"/> (runtime identifiers, best first) the module carries.</summary>
+        internal static HostBinary Locate(string moduleDirectory, string[] wanted)
         {
             string hosts = Path.Combine(moduleDirectory, HostsFolder);
-            string[] wanted = RuntimeIdentifiers().ToArray();
             foreach (string rid in wanted)
             {
                 string entry = ExecutableName(rid);
@@ -69,11 +71,17 @@ namespace Cluster.Client
         /// The runtime identifiers of this machine, best first: the OS's own architecture, then the process's, then
         /// x64 where the OS runs x64 programs under emulation (Windows 11 on Arm, macOS with Rosetta 2).
         /// </summary>
-        internal static IEnumerable<string> RuntimeIdentifiers()
+        internal static IEnumerable<string> RuntimeIdentifiers() =>
+            RuntimeIdentifiers(OperatingSystemPart(), RuntimeInformation.OSArchitecture, RuntimeInformation.ProcessArchitecture);
+
+        /// <summary>
+        /// The runtime identifiers for an OS part ("win", "linux", "linux-musl", "osx") and its architectures, best
+        /// first. The package has no win-arm64 host of its own: on Windows on Arm the win-x64 one runs under emulation.
+        /// </summary>
+        internal static IEnumerable<string> RuntimeIdentifiers(string os, Architecture osArchitecture, Architecture processArchitecture)
         {
-            string os = OperatingSystemPart();
-            var architectures = new List<Architecture> { RuntimeInformation.OSArchitecture, RuntimeInformation.ProcessArchitecture };
-            if ((os == "win" || os == "osx") && RuntimeInformation.OSArchitecture == Architecture.Arm64)
+            var architectures = new List<Architecture> { osArchitecture, processArchitecture };
+            if ((os == "win" || os == "osx") && osArchitecture == Architecture.Arm64)
             {
                 architectures.Add(Architecture.X64);
             }

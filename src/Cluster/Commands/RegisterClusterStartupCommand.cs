@@ -18,23 +18,27 @@ namespace Cluster.Commands
         {
             string home = HostLauncher.Home;
             StartupKind kind = Kind;
-            string path = StartupFiles.PathFor(kind, Scope, home);
             string when = Scope == StartupScope.User && kind != StartupKind.Systemd ? "logon" : "boot";
-            if (!ShouldProcess(path, $"Write the {Describe(kind)} that starts the Cluster host of {home} at {when}"))
+
+            // -WhatIf shows the whole file, as it would be written, from a plan that copies nothing yet.
+            StartupPlan? planned = PlanFor(home, kind, create: false);
+            if (planned is null)
             {
                 return;
             }
 
-            StartupPlan plan;
-            try
+            string action = $"Write the {Describe(kind)} that starts the Cluster host of {home} at {when}";
+            if (!ShouldProcess(
+                $"{action}: {planned.Path}{Environment.NewLine}{planned.Content}",
+                $"{action}: {planned.Path}?",
+                "Register-ClusterStartup"))
             {
-                IReadOnlyList<string> command = HostLauncher.HostCommand(home, foreground: true);
-                plan = StartupFiles.Plan(kind, Scope, home, command, UserName, HostLauncher.ModuleVersion);
+                return;
             }
-            catch (HostUnavailableException e)
+
+            StartupPlan? plan = PlanFor(home, kind, create: true);
+            if (plan is null)
             {
-                ErrorCategory category = e.Code == "HostRuntimeCopyFailed" ? ErrorCategory.WriteError : ErrorCategory.NotInstalled;
-                ThrowTerminatingError(new ErrorRecord(new InvalidOperationException(e.Message, e), ErrorIdPrefix + e.Code, category, e.Target ?? home));
                 return;
             }
 
@@ -50,6 +54,22 @@ namespace Cluster.Commands
 
             WriteVerbose($"Wrote {plan.Path}; it runs {string.Join(" ", plan.Command)}.");
             WriteObject(new ClusterStartup(plan, home));
+        }
+
+        /// <summary>The file for this platform, running the host's runtime copy (made first unless <paramref name="create"/> is false); null after a terminating error.</summary>
+        private StartupPlan? PlanFor(string home, StartupKind kind, bool create)
+        {
+            try
+            {
+                IReadOnlyList<string> command = HostLauncher.HostCommand(home, foreground: true, create);
+                return StartupFiles.Plan(kind, Scope, home, command, UserName, HostLauncher.ModuleVersion);
+            }
+            catch (HostUnavailableException e)
+            {
+                ErrorCategory category = e.Code == "HostRuntimeCopyFailed" ? ErrorCategory.WriteError : ErrorCategory.NotInstalled;
+                ThrowTerminatingError(new ErrorRecord(new InvalidOperationException(e.Message, e), ErrorIdPrefix + e.Code, category, e.Target ?? home));
+                return null;
+            }
         }
     }
 }
