@@ -29,9 +29,9 @@ function Get-Header([byte[]] $Bytes) {
         $machine = [BitConverter]::ToUInt16($Bytes, [BitConverter]::ToInt32($Bytes, 0x3C) + 4)
         return 'PE', (@{ 0x8664 = 'x64'; 0xAA64 = 'arm64' }[[int] $machine] ?? "machine $machine")
     }
-    if ([BitConverter]::ToUInt32($Bytes, 0) -eq 0xFEEDFACF) {
+    if ([BitConverter]::ToUInt32($Bytes, 0) -eq 0xFEEDFACFu) {
         $cpu = [BitConverter]::ToUInt32($Bytes, 4)
-        return 'Mach-O', (@{ 0x01000007 = 'x64'; 0x0100000C = 'arm64' }[[long] $cpu] ?? "cpu $cpu")
+        return 'Mach-O', (@{ 0x01000007 = 'x64'; 0x0100000C = 'arm64' }[[int] $cpu] ?? "cpu $cpu")
     }
     'unknown', ''
 }

@@ -108,7 +108,7 @@ BeforeAll {
             $architecture = switch ($machine) { 0x8664 { 'x64' } 0xAA64 { 'arm64' } default { "pe-machine-$machine" } }
             return [pscustomobject]@{ Format = if ($signature -eq "PE`0`0") { 'PE' } else { 'MZ' }; Architecture = $architecture; Interpreter = $null }
         }
-        if ([BitConverter]::ToUInt32($Bytes, 0) -eq 0xFEEDFACF) {
+        if ([BitConverter]::ToUInt32($Bytes, 0) -eq 0xFEEDFACFu) {
             $cpu = [BitConverter]::ToUInt32($Bytes, 4)
             $architecture = switch ($cpu) { 0x01000007 { 'x64' } 0x0100000C { 'arm64' } default { "macho-cpu-$cpu" } }
             return [pscustomobject]@{ Format = 'Mach-O'; Architecture = $architecture; Interpreter = $null }
@@ -325,6 +325,37 @@ do {
         $after.Result.Status | Should -Be 'Online'
         $after.Result.Victim | Should -Not -BeIn $after.Result.Pids
         @($after.Result.Pids).Count | Should -Be 2
+    }
+}
+
+Describe "The README's Install section" -Skip:(-not $IsLinux) {
+    It 'installs and imports the package as written, from a folder with out/Cluster.<version>.nupkg' {
+        $readme = Get-Content -Raw (Join-Path $PSScriptRoot '../../README.md')
+        $section = [regex]::Match($readme, '(?s)\n## Install\n(.*?)\n## ').Groups[1].Value
+        $blocks = @([regex]::Matches($section, '(?s)```powershell\n(.*?)```') | ForEach-Object { $_.Groups[1].Value })
+        $blocks.Count | Should -Be 2 -Because 'the section has one block for a gallery and one for the package file'
+        $blocks[0] | Should -Match 'Install-PSResource -Name Cluster'
+        $fromFile = $blocks[1]
+        $fromFile | Should -Match ([regex]::Escape('./out/Cluster.*.nupkg'))
+
+        $folder = Join-Path $Work 'readme'
+        $null = New-Item -ItemType Directory -Path (Join-Path $folder 'out')
+        Copy-Item $PackagePath (Join-Path $folder 'out')
+        $user = New-UserEnvironment 'readme-home'
+        $clusterHome = New-PackageTestHome
+        $result = Invoke-FreshPwsh -Environment (Join-Environment $user @{ CLUSTER_HOME = $clusterHome; CLUSTER_TEST_FOLDER = $folder }) -Script (@'
+$ErrorActionPreference = 'Stop'
+Set-Location $env:CLUSTER_TEST_FOLDER
+'@ + "`n" + $fromFile + "`n" + @'
+$hostInfo = Get-ClusterHost
+$module = Get-Module Cluster
+Stop-ClusterHost -Confirm:$false
+@{ ModuleBase = $module.ModuleBase; Version = "$($module.Version)"; Runtime = $hostInfo.Runtime } | ConvertTo-Json -Compress
+'@)
+        $result.ExitCode | Should -Be 0 -Because $result.Output
+        $result.Result.ModuleBase | Should -BeLike "$($user.HOME)*" -Because 'the module was installed for the (temporary) user'
+        $result.Result.Version | Should -Be $Version
+        $result.Result.Runtime | Should -Be (Join-Path $clusterHome "runtime/$Version")
     }
 }
 
