@@ -516,6 +516,7 @@ $hostInfo = Get-ClusterHost
         $after.Result.Status | Should -Be 'Online'
         @($after.Result.Pids | Sort-Object) | Should -Be @($before.Result.Pids | Sort-Object) -Because 'the new host adopted the workers'
         @($after.Result.Warnings).Count | Should -Be 0
+        Write-Host "Handover $Version -> $Next under load: $($result.ok) requests answered, $($result.failed) failed; workers $(@($before.Result.Pids) -join ', ') before, $(@($after.Result.Pids) -join ', ') after"
         $result.failed | Should -Be 0 -Because "no request may fail during the handover: $($result.errors | ConvertTo-Json -Compress)"
         $result.ok | Should -BeGreaterThan 50
     }
