@@ -571,18 +571,20 @@ internal sealed class Supervisor
     }
 
     /// <summary>
-    /// Stops every app (their definitions stay saved, so the next host brings them back). Called by the
-    /// shutdown request and again as the host exits: every call awaits the one stop.
+    /// Stops every app. Called by the shutdown request (Stop-ClusterHost), which also saves every app as stopped so
+    /// that the next host, whatever starts it, leaves them stopped; and as the host exits for any other reason
+    /// (a signal, the machine going down), which saves nothing, so the next host brings back what was running.
+    /// Every call awaits the one stop.
     /// </summary>
-    public Task StopAllAsync()
+    public Task StopAllAsync(bool keepStopped = false)
     {
         lock (_apps)
         {
-            return _stopAll ??= StopEveryAppAsync();
+            return _stopAll ??= StopEveryAppAsync(keepStopped);
         }
     }
 
-    private async Task StopEveryAppAsync()
+    private async Task StopEveryAppAsync(bool keepStopped)
     {
         ManagedApp[] apps;
         lock (_apps)
@@ -592,10 +594,20 @@ internal sealed class Supervisor
 
         await Task.WhenAll(apps.Select(app => app.RunAsync(() => app.ExclusiveAsync(Operations.Stop, false, CancellationToken.None, async () =>
         {
+            if (keepStopped && !app.Definition.Stopped)
+            {
+                app.Definition.Stopped = true;
+                app.PublishDefinition();
+            }
+
             await app.RetireSlotsAsync(app.Slots.ToArray(), Retirement.Plain(Timeouts.Kill(null, app.Definition.Spec.KillTimeoutMs)));
             app.Dispose();
             return 0;
         })))).ConfigureAwait(false);
+        if (keepStopped)
+        {
+            TrySave();
+        }
     }
 
     public ManagedApp Find(string name)
@@ -657,7 +669,7 @@ internal sealed class Supervisor
         "InstanceExited",
         ErrorCategories.InvalidResult,
         $"Instance {worker.Instance} of '{app.Name}' {ManagedApp.DescribeExit(worker)} before it was ready, {consequence}. "
-            + "Check the script and its arguments; Get-ClusterLog shows its output." + app.ErrorOutputSuffix(worker),
+            + "Check the script and its arguments; Get-ClusterAppLog shows its output." + app.ErrorOutputSuffix(worker),
         app.Name);
 
     private ManagedApp Register(AppDefinition definition)

@@ -21,6 +21,9 @@ namespace Cluster.Protocol
         public const string Logs = "logs";
         public const string HostInfo = "host";
         public const string Shutdown = "shutdown";
+
+        /// <summary>A newer module takes over: the host answers, then exits leaving every app running for the newer host to adopt.</summary>
+        public const string Handover = "handover";
     }
 
     /// <summary>
@@ -289,6 +292,8 @@ namespace Cluster.Protocol
 
         /// <summary>What is wrong with the state file (or was, when this host started and recovered it); null when nothing is.</summary>
         public string? StateProblem { get; set; }
+        /// <summary>The folder the host runs from: its runtime copy in CLUSTER_HOME (empty from hosts before 0.1.0's copy).</summary>
+        public string Runtime { get; set; } = "";
     }
 
     internal sealed class LogLineInfo
