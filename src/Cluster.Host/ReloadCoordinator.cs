@@ -275,7 +275,7 @@ internal sealed class ReloadCoordinator
     {
         string message = $"The new worker for instance {candidate.Instance} of '{app.Name}' (pid {candidate.Pid}) failed its readiness check: {check.Description}. "
             + "It never took shared traffic and was stopped. The reload stopped there: the old worker keeps serving and no other instance was touched. "
-            + "Fix the app (or its -HealthCheckPath / -HealthCheckCommand) and reload again; Get-ClusterLog shows its output." + app.OutputSuffix(candidate);
+            + "Fix the app (or its -HealthCheckPath / -HealthCheckCommand) and reload again; Get-ClusterAppLog shows its output." + app.OutputSuffix(candidate);
         app.ReloadError = message;
         app.Log.Error("Reload of {App} stopped: the new worker for instance {Instance} failed its readiness check: {Check}", app.Name, candidate.Instance, check.Description);
         return new ClusterException(HealthCheckFailedCode, ErrorCategories.InvalidResult, message, app.Name);

@@ -31,6 +31,7 @@ public sealed class HostRuntimeTests : IDisposable
         Directory.CreateDirectory(module);
         File.WriteAllText(Path.Combine(module, "primary.js"), "// primary");
         File.WriteAllText(Path.Combine(module, "drain.js"), "// drain");
+        File.WriteAllText(Path.Combine(module, "health.js"), "// health");
         return module;
     }
 

@@ -98,6 +98,7 @@ Describe 'The built module folder' {
     It 'ships the Node primary and the drain preload' {
         Join-Path $ModuleFolder 'primary.js' | Should -Exist
         Join-Path $ModuleFolder 'drain.js' | Should -Exist
+        Join-Path $ModuleFolder 'health.js' | Should -Exist
     }
 
     It 'ships a host for this platform, or a framework-dependent one' {

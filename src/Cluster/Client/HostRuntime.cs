@@ -10,7 +10,7 @@ namespace Cluster.Client
 {
     /// <summary>
     /// The host's own copy of what it runs: CLUSTER_HOME/runtime/&lt;version&gt;/ holds the host, the Node primary and
-    /// the drain preload, copied from the module on first use. The host and the apps use only that copy, so the
+    /// the drain and health preloads, copied from the module on first use. The host and the apps use only that copy, so the
     /// module folder can be upgraded or removed under them, and a package that lost the executable bit does not
     /// matter: the copy's modes are set here.
     /// </summary>
@@ -19,7 +19,7 @@ namespace Cluster.Client
         public const string RuntimeFolder = "runtime";
 
         /// <summary>What the host reads from the module folder besides itself.</summary>
-        public static readonly IReadOnlyList<string> ModuleFiles = new[] { "primary.js", "drain.js" };
+        public static readonly IReadOnlyList<string> ModuleFiles = new[] { "primary.js", "drain.js", "health.js" };
 
         private static readonly TimeSpan AbandonedAfter = TimeSpan.FromHours(1);
 
