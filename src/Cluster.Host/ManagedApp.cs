@@ -457,14 +457,10 @@ internal sealed class ManagedApp
             return false;
         }
 
-        if (worker.HasExited)
-        {
-            return false;
-        }
-
+        // Ready is ready: one that exited since goes to the restart policy once it is supervised.
         LetServe(worker);
         Slot? slot = SlotOf(worker);
-        if (slot is { State: SlotState.Launching })
+        if (slot is { State: SlotState.Launching } && !worker.HasExited)
         {
             worker.MarkOnlineAfterTimeout();
             Enter(slot, SlotState.Online);
