@@ -1,5 +1,7 @@
 using System.Linq;
 using System.Management.Automation;
+using System.Management.Automation.Runspaces;
+using Cluster.Fleet;
 using Cluster.Protocol;
 
 namespace Cluster.Commands
@@ -29,6 +31,16 @@ namespace Cluster.Commands
         [Parameter]
         public SwitchParameter Wait { get; set; }
 
+        /// <summary>Reload the apps on these machines (PSSession objects, from New-PSSession), one machine after the other; the first machine that fails stops the rollout.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public PSSession[]? Session { get; set; }
+
+        /// <summary>With -Session: how many machines are reloaded at once (default 1).</summary>
+        [Parameter]
+        [ValidateRange(1, 1000)]
+        public int MaxParallelMachines { get; set; } = 1;
+
         internal abstract bool Graceful { get; }
 
         internal abstract void AddTimeouts(ReloadSpec spec);
@@ -45,6 +57,14 @@ namespace Cluster.Commands
 
         protected override void ProcessRecord()
         {
+            if (Session is not null)
+            {
+                var fleet = new FleetRunner(this);
+                fleet.SetRemote("Confirm", false);
+                fleet.Roll(Session, MaxParallelMachines, $"{(Graceful ? "Reload gracefully" : "Reload")} {string.Join(", ", Name)}", _ => true);
+                return;
+            }
+
             foreach (string name in Names)
             {
                 if (!ShouldProcess(name, Graceful ? "Reload every instance gracefully" : "Reload every instance"))
