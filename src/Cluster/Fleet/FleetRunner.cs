@@ -223,7 +223,7 @@ try { & ""Cluster\$Command"" @Parameters } finally { if ($copy) { Remove-Item -L
                     name);
             }
 
-            string[] found = (result.Properties["Found"]?.Value as IEnumerable)?.Cast<object>().Select(v => $"{v}").ToArray() ?? Array.Empty<string>();
+            string[] found = (LanguagePrimitives.GetEnumerable(result.Properties["Found"]?.Value) ?? Array.Empty<object>()).Cast<object>().Select(v => $"{v}").ToArray();
             bool loaded = result.Properties["Loaded"]?.Value is true;
             return found.Length == 0
                 ? _cmdlet.NewError(

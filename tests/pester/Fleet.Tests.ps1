@@ -1,0 +1,237 @@
+#Requires -Version 7.0
+# Fleet rollouts over PowerShell remoting, for real: an sshd of this suite's own on 127.0.0.1 with a PowerShell
+# subsystem, and three "machines" that are SSH sessions to it, each with its own CLUSTER_HOME (so its own host
+# and apps) and the built module on its PSModulePath. Needs sshd (openssh-server; .ci/run installs it).
+
+BeforeAll {
+    Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    Import-ClusterModule
+    $script:TestHome = New-TestClusterHome
+    $script:Fixtures = (Resolve-Path (Join-Path $PSScriptRoot '../fixtures/reload')).Path
+    $script:ModuleRoot = Split-Path -Parent (Split-Path -Parent (Resolve-Path $env:CLUSTER_MODULE_PATH).Path)
+
+    # Starts sshd on a free loopback port with its own host key, authorized key and config, and a 'powershell'
+    # subsystem running the PowerShell this suite runs in. Fails, saying why, when sshd cannot run.
+    function Start-TestSshServer {
+        param([Parameter(Mandatory)] [string] $Folder)
+        $sshd = @(Get-Command -Name sshd -CommandType Application -ErrorAction SilentlyContinue).Source + @('/usr/sbin/sshd') |
+            Where-Object { $_ -and (Test-Path $_) } | Select-Object -First 1
+        if (-not $sshd) {
+            throw 'sshd is not installed; this suite needs it for real PowerShell remoting. .ci/run installs it (apt-get install openssh-server).'
+        }
+        $keygen = (Get-Command -Name ssh-keygen -CommandType Application -ErrorAction Stop | Select-Object -First 1).Source
+        New-Item -ItemType Directory -Path $Folder | Out-Null
+        foreach ($key in 'host_key', 'client_key') {
+            & $keygen -q -t ed25519 -N '' -f (Join-Path $Folder $key)
+            if ($LASTEXITCODE) { throw "ssh-keygen failed ($LASTEXITCODE) making $key." }
+        }
+        Copy-Item (Join-Path $Folder 'client_key.pub') (Join-Path $Folder 'authorized_keys')
+        # sshd running as root insists on its privilege separation folder.
+        if ((id -u) -eq '0' -and -not (Test-Path /run/sshd)) { New-Item -ItemType Directory -Path /run/sshd | Out-Null }
+
+        $dotnet = (Get-Process -Id $PID).Path
+        $pwshDll = Join-Path $PSHOME 'pwsh.dll'
+        $subsystem = Join-Path $Folder 'pwsh-sshs'
+        Set-Content -Path $subsystem -Value "#!/bin/sh`nexec '$dotnet' '$pwshDll' -sshs -NoLogo -NoProfile"
+        chmod +x $subsystem
+        $port = Get-FreePort
+        $config = Join-Path $Folder 'sshd_config'
+        Set-Content -Path $config -Value @(
+            'ListenAddress 127.0.0.1', "Port $port", "HostKey $Folder/host_key", "PidFile $Folder/sshd.pid",
+            "AuthorizedKeysFile $Folder/authorized_keys", 'PubkeyAuthentication yes', 'PasswordAuthentication no',
+            'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no', "Subsystem powershell $subsystem"
+        )
+        $log = Join-Path $Folder 'sshd.log'
+        $process = Start-Process -FilePath $sshd -ArgumentList '-D', '-e', '-f', $config -RedirectStandardError $log -RedirectStandardOutput (Join-Path $Folder 'sshd.out') -PassThru
+        try {
+            Wait-Until -Because "sshd to listen on 127.0.0.1:$port" -Condition {
+                if ($process.HasExited) { return $true }
+                $client = [System.Net.Sockets.TcpClient]::new()
+                try { $client.Connect('127.0.0.1', $port); $true } catch { $false } finally { $client.Dispose() }
+            }
+        }
+        catch { }
+        if ($process.HasExited -or -not (Select-String -Path $log -Pattern 'Server listening' -Quiet)) {
+            Stop-Process -Id $process.Id -Force -ErrorAction SilentlyContinue
+            throw "sshd ($sshd) did not start: $(Get-Content -Raw $log -ErrorAction SilentlyContinue)"
+        }
+        [pscustomobject]@{ Process = $process; Port = $port; Key = Join-Path $Folder 'client_key'; KnownHosts = Join-Path $Folder 'known_hosts' }
+    }
+
+    # A "machine": an SSH session whose Cluster cmdlets talk to a host of its own.
+    function New-TestMachine {
+        param([Parameter(Mandatory)] [string] $Name, [string] $ModulePath = $ModuleRoot)
+        $session = New-PSSession -HostName 127.0.0.1 -Port $Ssh.Port -UserName (id -un) -KeyFilePath $Ssh.Key -Name $Name -ErrorAction Stop `
+            -Options @{ StrictHostKeyChecking = 'no'; UserKnownHostsFile = $Ssh.KnownHosts; LogLevel = 'ERROR' }
+        $machineHome = Join-Path ([IO.Path]::GetTempPath()) ('cl-' + [guid]::NewGuid().ToString('n').Substring(0, 10))
+        New-Item -ItemType Directory -Path $machineHome | Out-Null
+        Invoke-Command -Session $session -ArgumentList $machineHome, $ModulePath -ScriptBlock {
+            param($machineHome, $modulePath)
+            $env:CLUSTER_HOME = $machineHome
+            if ($modulePath) { $env:PSModulePath = $modulePath + [IO.Path]::PathSeparator + $env:PSModulePath }
+        }
+        $script:MachineHomes += $machineHome
+        $session | Add-Member -NotePropertyName ClusterHome -NotePropertyValue $machineHome -PassThru
+    }
+
+    # Starts the fixture app on each machine, each on its own port; returns machine name -> port.
+    function Start-FleetApp {
+        param([Parameter(Mandatory)] [string] $Name, [string] $Script = 'app.js', [int] $Instances = 2)
+        $ports = @{}
+        foreach ($machine in $Machines) {
+            $port = Get-FreePort
+            $environment = @{ PORT = "$port"; FLAG_FILE = (Join-Path $machine.ClusterHome "$Name.broken") }
+            $app = Invoke-Command -Session $machine -ArgumentList (Join-Path $Fixtures $Script), $Name, $Instances, $environment -ScriptBlock {
+                param($path, $name, $instances, $environment)
+                Start-ClusterApp -Path $path -Name $name -Instances $instances -Environment $environment -ErrorAction Stop
+            }
+            $app.Status.ToString() | Should -Be 'Online'
+            $ports[$machine.Name] = $port
+        }
+        $ports
+    }
+
+    function Get-MachinePid {
+        param([Parameter(Mandatory)] $Machine, [Parameter(Mandatory)] [string] $Name)
+        @(Invoke-Command -Session $Machine -ArgumentList $Name -ScriptBlock { param($name) (Get-ClusterApp -Name $name).Instances.Pid } | Sort-Object)
+    }
+
+    $script:MachineHomes = @()
+    $script:Ssh = Start-TestSshServer -Folder (Join-Path $TestHome 'ssh')
+    $script:Machines = @('m1', 'm2', 'm3' | ForEach-Object { New-TestMachine -Name $_ })
+}
+
+AfterAll {
+    foreach ($session in @(Get-PSSession)) {
+        Invoke-Command -Session $session -ScriptBlock { if (Get-Module Cluster) { Stop-ClusterHost -Confirm:$false -ErrorAction SilentlyContinue } } -ErrorAction SilentlyContinue
+        Remove-PSSession -Session $session -ErrorAction SilentlyContinue
+    }
+    # No process of a machine's CLUSTER_HOME outlives the suite, even if its session broke.
+    foreach ($machineHome in $MachineHomes) { Remove-TestClusterHome $machineHome }
+    if ($Ssh) { Stop-Process -Id $Ssh.Process.Id -Force -ErrorAction SilentlyContinue }
+    Remove-TestClusterHome $TestHome
+}
+
+Describe 'Fleet over PowerShell remoting' {
+    It 'Get-ClusterApp -Session returns each machine''s apps, typed for their views, with PSComputerName' {
+        Start-FleetApp -Name 'read' | Out-Null
+
+        $apps = @(Get-ClusterApp -Session $Machines -Name 'read' -ErrorAction Stop)
+
+        $apps.Count | Should -Be 3
+        @($apps.RunspaceId | Sort-Object) | Should -Be @($Machines.Runspace.InstanceId | Sort-Object)
+        foreach ($app in $apps) {
+            $app.PSObject.TypeNames[0] | Should -Be 'Deserialized.Cluster.App'
+            $app.PSComputerName | Should -Be '127.0.0.1'
+            $app.Instances[0].PSObject.TypeNames[0] | Should -Be 'Deserialized.Cluster.Instance'
+        }
+        $table = $apps | Format-Table | Out-String
+        $table | Should -Match 'Name\s+Mode\s+Status\s+Instances'
+        @($table -split "`n" | Where-Object { $_ -match '^\s*read\s+Cluster\s+Online\s+2/2' }).Count | Should -Be 3
+        ($apps[0] | Format-List | Out-String) | Should -Match 'Status\s+: Online'
+        ($apps[0].Instances | Format-Table | Out-String) | Should -Match 'Online'
+    }
+
+    It 'rolls a reload machine by machine under load, failing no request' {
+        $ports = Start-FleetApp -Name 'web'
+        $before = @{}
+        foreach ($machine in $Machines) { $before[$machine.Name] = Get-MachinePid $machine 'web' }
+        $clients = foreach ($machine in $Machines) { Start-LoadClient -Port $ports[$machine.Name] -MaxSeconds 60 -Folder $TestHome }
+        try {
+            $reloaded = @(Invoke-ClusterReload -Session $Machines -Name 'web' -ErrorAction Stop)
+        }
+        finally {
+            $results = foreach ($client in $clients) { Stop-LoadClient $client }
+        }
+
+        $reloaded.Count | Should -Be 3
+        $reloaded | ForEach-Object { $_.Status.ToString() | Should -Be 'Online' }
+        @($reloaded.RunspaceId) | Should -Be @($Machines.Runspace.InstanceId) -Because 'the machines are reloaded one after the other, in the order given'
+        foreach ($result in $results) {
+            $result.failed | Should -Be 0 -Because "no request fails during a rolling reload ($($result.errors | ConvertTo-Json -Compress))"
+            $result.ok | Should -BeGreaterThan 0
+        }
+        foreach ($machine in $Machines) {
+            foreach ($newPid in Get-MachinePid $machine 'web') { $newPid | Should -Not -BeIn $before[$machine.Name] }
+        }
+    }
+
+    It 'stops the rollout at the machine whose new release fails, and leaves the machines after it untouched' {
+        Start-FleetApp -Name 'release' -Script 'broken-when-flagged.js' | Out-Null
+        $before = @{}
+        foreach ($machine in $Machines) { $before[$machine.Name] = Get-MachinePid $machine 'release' }
+        Set-Content -Path (Join-Path $Machines[1].ClusterHome 'release.broken') -Value 'broken'
+
+        $reloaded = [System.Collections.Generic.List[object]]::new()
+        $failure = Get-ThrownError { Invoke-ClusterReload -Session $Machines -Name 'release' -ErrorAction Stop | ForEach-Object { $reloaded.Add($_) } }
+
+        $failure.FullyQualifiedErrorId | Should -Be 'InvokeClusterReloadMachineFailed,Cluster.Commands.InvokeClusterReloadCommand'
+        $failure.TargetObject | Should -Be '127.0.0.1 (session m2)'
+        $failure.Exception.Machine | Should -Be '127.0.0.1 (session m2)'
+        $failure.Exception.Message | Should -BeLike 'Invoke-ClusterReload failed on 127.0.0.1 (session m2): *this version is broken*'
+        $failure.Exception.Message | Should -BeLike '*done on 127.0.0.1 (session m1); not touched, still on the release they run: 127.0.0.1 (session m3)*'
+        $failure.Exception.RemoteError.FullyQualifiedErrorId | Should -Be 'InvokeClusterReloadNewInstanceExited,Cluster.Commands.InvokeClusterReloadCommand'
+        $failure.Exception.RemoteError.OriginInfo.RunspaceID | Should -Be $Machines[1].Runspace.InstanceId
+        @($reloaded.RunspaceId) | Should -Be @($Machines[0].Runspace.InstanceId) -Because 'what the first machine did is still output'
+        foreach ($newPid in Get-MachinePid $Machines[0] 'release') { $newPid | Should -Not -BeIn $before.m1 }
+        Get-MachinePid $Machines[1] 'release' | Should -Be $before.m2 -Because 'the old instances keep serving when the new one exits'
+        Get-MachinePid $Machines[2] 'release' | Should -Be $before.m3 -Because 'the rollout never reached the third machine'
+    }
+
+    It 'applies a deployment file read here on every machine, and Set-ClusterApp changes the app on each' {
+        $release = Join-Path $TestHome 'release'
+        New-Item -ItemType Directory -Path $release | Out-Null
+        Copy-Item (Join-Path $Fixtures 'app.js') $release
+        $file = Join-Path $release 'cluster.psd1'
+        Set-Content -Path $file -Value "@{ Apps = @(@{ Name = 'deployed'; Path = './app.js'; Instances = 2; EnvironmentFromSession = @('PORT') }) }"
+        $ports = @{}
+        foreach ($machine in $Machines) {
+            $ports[$machine.Name] = Get-FreePort
+            Invoke-Command -Session $machine -ArgumentList $ports[$machine.Name] -ScriptBlock { param($port) $env:PORT = "$port" }
+        }
+
+        $applied = @(Sync-ClusterApp -Session $Machines -Path $file -ErrorAction Stop)
+        $again = @(Sync-ClusterApp -Session $Machines -Path $file -ErrorAction Stop)
+        $scaled = @(Set-ClusterApp -Session $Machines -Name 'deployed' -Instances 3 -PassThru -ErrorAction Stop)
+
+        @($applied.RunspaceId) | Should -Be @($Machines.Runspace.InstanceId)
+        foreach ($result in $applied) {
+            $result.PSObject.TypeNames[0] | Should -Be 'Deserialized.Cluster.SyncResult'
+            $result.Action.ToString() | Should -Be 'Started'
+        }
+        @($again | ForEach-Object { $_.Action.ToString() } | Select-Object -Unique) | Should -Be @('Unchanged')
+        ($applied | Format-Table | Out-String) | Should -Match 'deployed\s+Started'
+        @(Get-ChildItem -Force $release | ForEach-Object Name | Sort-Object) | Should -Be @('app.js', 'cluster.psd1') -Because 'the copy each machine applied is removed'
+        @($scaled.RunspaceId) | Should -Be @($Machines.Runspace.InstanceId)
+        foreach ($machine in $Machines) {
+            (Get-MachinePid $machine 'deployed').Count | Should -Be 3
+            (Invoke-TestRequest -Port $ports[$machine.Name]).pid | Should -BeIn (Get-MachinePid $machine 'deployed')
+        }
+    }
+
+    It 'names a machine without the module, or with another version, and changes nothing anywhere' {
+        $bare = New-TestMachine -Name 'bare' -ModulePath ''
+        $otherModules = Join-Path $TestHome 'other-modules'
+        New-Item -ItemType Directory -Path (Join-Path $otherModules 'Cluster') | Out-Null
+        Set-Content -Path (Join-Path $otherModules 'Cluster/Cluster.psd1') -Value "@{ ModuleVersion = '9.9.9'; RootModule = '' }"
+        $older = New-TestMachine -Name 'older' -ModulePath $otherModules
+        Start-FleetApp -Name 'guarded' | Out-Null
+        $before = Get-MachinePid $Machines[0] 'guarded'
+        $version = (Get-Module Cluster).Version.ToString()
+
+        $missing = Get-ThrownError { Invoke-ClusterReload -Session $Machines[0], $bare -Name 'guarded' -ErrorAction Stop }
+        $mismatch = Get-ThrownError { Invoke-ClusterReload -Session $Machines[0], $older -Name 'guarded' -ErrorAction Stop }
+        $readErrors = $null
+        $read = @(Get-ClusterApp -Session $Machines[0], $bare -Name 'guarded' -ErrorVariable readErrors -ErrorAction SilentlyContinue)
+
+        $missing.FullyQualifiedErrorId | Should -Be 'InvokeClusterReloadModuleMissing,Cluster.Commands.InvokeClusterReloadCommand'
+        $missing.CategoryInfo.Category | Should -Be 'NotInstalled'
+        $missing.Exception.Message | Should -BeLike "127.0.0.1 (session bare) does not have the Cluster module. Install Cluster $version there*"
+        $mismatch.FullyQualifiedErrorId | Should -Be 'InvokeClusterReloadModuleVersionMismatch,Cluster.Commands.InvokeClusterReloadCommand'
+        $mismatch.Exception.Message | Should -BeLike "127.0.0.1 (session older) has Cluster 9.9.9, not $version*"
+        Get-MachinePid $Machines[0] 'guarded' | Should -Be $before -Because 'every machine is checked before the first one is touched'
+        $read.Count | Should -Be 1
+        @($readErrors).Count | Should -Be 1
+        $readErrors[0].FullyQualifiedErrorId | Should -Be 'GetClusterAppModuleMissing,Cluster.Commands.GetClusterAppCommand'
+    }
+}
