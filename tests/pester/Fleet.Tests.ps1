@@ -102,14 +102,18 @@ BeforeAll {
 }
 
 AfterAll {
-    foreach ($session in @(Get-PSSession)) {
-        Invoke-Command -Session $session -ScriptBlock { if (Get-Module Cluster) { Stop-ClusterHost -Confirm:$false -ErrorAction SilentlyContinue } } -ErrorAction SilentlyContinue
-        Remove-PSSession -Session $session -ErrorAction SilentlyContinue
+    try {
+        foreach ($session in @(Get-PSSession)) {
+            Invoke-Command -Session $session -ScriptBlock { if (Get-Module Cluster) { Stop-ClusterHost -Confirm:$false -ErrorAction SilentlyContinue } } -ErrorAction SilentlyContinue
+            Remove-PSSession -Session $session -ErrorAction SilentlyContinue
+        }
+        # No process of a machine's CLUSTER_HOME outlives the suite, even if its session broke.
+        foreach ($machineHome in $MachineHomes) { Remove-TestClusterHome $machineHome }
     }
-    # No process of a machine's CLUSTER_HOME outlives the suite, even if its session broke.
-    foreach ($machineHome in $MachineHomes) { Remove-TestClusterHome $machineHome }
-    if ($Ssh) { Stop-Process -Id $Ssh.Process.Id -Force -ErrorAction SilentlyContinue }
-    Remove-TestClusterHome $TestHome
+    finally {
+        if ($Ssh) { Stop-Process -Id $Ssh.Process.Id -Force -ErrorAction SilentlyContinue; $Ssh.Process.WaitForExit(10000) | Out-Null }
+        Remove-TestClusterHome $TestHome
+    }
 }
 
 Describe 'Fleet over PowerShell remoting' {
@@ -126,7 +130,7 @@ Describe 'Fleet over PowerShell remoting' {
             $app.Instances[0].PSObject.TypeNames[0] | Should -Be 'Deserialized.Cluster.Instance'
         }
         $table = $apps | Format-Table | Out-String
-        $table | Should -Match 'Name\s+Mode\s+Status\s+Instances'
+        $table | Should -Match 'Name\s+Mode\s+Status\s+Instances.*PSComputerName'
         @($table -split "`n" | Where-Object { $_ -match '^\s*read\s+Cluster\s+Online\s+2/2' }).Count | Should -Be 3
         ($apps[0] | Format-List | Out-String) | Should -Match 'Status\s+: Online'
         ($apps[0].Instances | Format-Table | Out-String) | Should -Match 'Online'
