@@ -5,74 +5,11 @@
 
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
+    Import-Module (Join-Path $PSScriptRoot 'FleetHelpers.psm1') -Force
     Import-ClusterModule
     $script:TestHome = New-TestClusterHome
     $script:Fixtures = (Resolve-Path (Join-Path $PSScriptRoot '../fixtures/reload')).Path
     $script:ModuleRoot = Split-Path -Parent (Split-Path -Parent (Resolve-Path $env:CLUSTER_MODULE_PATH).Path)
-
-    # Starts sshd on a free loopback port with its own host key, authorized key and config, and a 'powershell'
-    # subsystem running the PowerShell this suite runs in. Fails, saying why, when sshd cannot run.
-    function Start-TestSshServer {
-        param([Parameter(Mandatory)] [string] $Folder)
-        $sshd = @(Get-Command -Name sshd -CommandType Application -ErrorAction SilentlyContinue).Source + @('/usr/sbin/sshd') |
-            Where-Object { $_ -and (Test-Path $_) } | Select-Object -First 1
-        if (-not $sshd) {
-            throw 'sshd is not installed; this suite needs it for real PowerShell remoting. .ci/run installs it (apt-get install openssh-server).'
-        }
-        $keygen = (Get-Command -Name ssh-keygen -CommandType Application -ErrorAction Stop | Select-Object -First 1).Source
-        New-Item -ItemType Directory -Path $Folder | Out-Null
-        foreach ($key in 'host_key', 'client_key') {
-            & $keygen -q -t ed25519 -N '' -f (Join-Path $Folder $key)
-            if ($LASTEXITCODE) { throw "ssh-keygen failed ($LASTEXITCODE) making $key." }
-        }
-        Copy-Item (Join-Path $Folder 'client_key.pub') (Join-Path $Folder 'authorized_keys')
-        # sshd running as root insists on its privilege separation folder.
-        if ((id -u) -eq '0' -and -not (Test-Path /run/sshd)) { New-Item -ItemType Directory -Path /run/sshd | Out-Null }
-
-        $dotnet = (Get-Process -Id $PID).Path
-        $pwshDll = Join-Path $PSHOME 'pwsh.dll'
-        $subsystem = Join-Path $Folder 'pwsh-sshs'
-        Set-Content -Path $subsystem -Value "#!/bin/sh`nexec '$dotnet' '$pwshDll' -sshs -NoLogo -NoProfile"
-        chmod +x $subsystem
-        $port = Get-FreePort
-        $config = Join-Path $Folder 'sshd_config'
-        Set-Content -Path $config -Value @(
-            'ListenAddress 127.0.0.1', "Port $port", "HostKey $Folder/host_key", "PidFile $Folder/sshd.pid",
-            "AuthorizedKeysFile $Folder/authorized_keys", 'PubkeyAuthentication yes', 'PasswordAuthentication no',
-            'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no', "Subsystem powershell $subsystem"
-        )
-        $log = Join-Path $Folder 'sshd.log'
-        $process = Start-Process -FilePath $sshd -ArgumentList '-D', '-e', '-f', $config -RedirectStandardError $log -RedirectStandardOutput (Join-Path $Folder 'sshd.out') -PassThru
-        try {
-            Wait-Until -Because "sshd to listen on 127.0.0.1:$port" -Condition {
-                if ($process.HasExited) { return $true }
-                $client = [System.Net.Sockets.TcpClient]::new()
-                try { $client.Connect('127.0.0.1', $port); $true } catch { $false } finally { $client.Dispose() }
-            }
-        }
-        catch { }
-        if ($process.HasExited -or -not (Select-String -Path $log -Pattern 'Server listening' -Quiet)) {
-            Stop-Process -Id $process.Id -Force -ErrorAction SilentlyContinue
-            throw "sshd ($sshd) did not start: $(Get-Content -Raw $log -ErrorAction SilentlyContinue)"
-        }
-        [pscustomobject]@{ Process = $process; Port = $port; Key = Join-Path $Folder 'client_key'; KnownHosts = Join-Path $Folder 'known_hosts' }
-    }
-
-    # A "machine": an SSH session whose Cluster cmdlets talk to a host of its own.
-    function New-TestMachine {
-        param([Parameter(Mandatory)] [string] $Name, [string] $ModulePath = $ModuleRoot)
-        $session = New-PSSession -HostName 127.0.0.1 -Port $Ssh.Port -UserName (id -un) -KeyFilePath $Ssh.Key -Name $Name -ErrorAction Stop `
-            -Options @{ StrictHostKeyChecking = 'no'; UserKnownHostsFile = $Ssh.KnownHosts; LogLevel = 'ERROR' }
-        $machineHome = Join-Path ([IO.Path]::GetTempPath()) ('cl-' + [guid]::NewGuid().ToString('n').Substring(0, 10))
-        New-Item -ItemType Directory -Path $machineHome | Out-Null
-        Invoke-Command -Session $session -ArgumentList $machineHome, $ModulePath -ScriptBlock {
-            param($machineHome, $modulePath)
-            $env:CLUSTER_HOME = $machineHome
-            if ($modulePath) { $env:PSModulePath = $modulePath + [IO.Path]::PathSeparator + $env:PSModulePath }
-        }
-        $script:MachineHomes += $machineHome
-        $session | Add-Member -NotePropertyName ClusterHome -NotePropertyValue $machineHome -PassThru
-    }
 
     # Starts the fixture app on each machine, each on its own port; returns machine name -> port.
     function Start-FleetApp {
@@ -96,22 +33,16 @@ BeforeAll {
         @(Invoke-Command -Session $Machine -ArgumentList $Name -ScriptBlock { param($name) (Get-ClusterApp -Name $name).Instances.Pid } | Sort-Object)
     }
 
-    $script:MachineHomes = @()
     $script:Ssh = Start-TestSshServer -Folder (Join-Path $TestHome 'ssh')
-    $script:Machines = @('m1', 'm2', 'm3' | ForEach-Object { New-TestMachine -Name $_ })
+    $script:Machines = @('m1', 'm2', 'm3' | ForEach-Object { New-TestMachine -Ssh $Ssh -Name $_ -ModulePath $ModuleRoot })
 }
 
 AfterAll {
     try {
-        foreach ($session in @(Get-PSSession)) {
-            Invoke-Command -Session $session -ScriptBlock { if (Get-Module Cluster) { Stop-ClusterHost -Confirm:$false -ErrorAction SilentlyContinue } } -ErrorAction SilentlyContinue
-            Remove-PSSession -Session $session -ErrorAction SilentlyContinue
-        }
-        # No process of a machine's CLUSTER_HOME outlives the suite, even if its session broke.
-        foreach ($machineHome in $MachineHomes) { Remove-TestClusterHome $machineHome }
+        foreach ($session in @(Get-PSSession | Where-Object { $_.PSObject.Properties['ClusterHome'] })) { Remove-TestMachine $session }
     }
     finally {
-        if ($Ssh) { Stop-Process -Id $Ssh.Process.Id -Force -ErrorAction SilentlyContinue; $Ssh.Process.WaitForExit(10000) | Out-Null }
+        if ($Ssh) { Stop-TestSshServer $Ssh }
         Remove-TestClusterHome $TestHome
     }
 }
@@ -214,11 +145,11 @@ Describe 'Fleet over PowerShell remoting' {
     }
 
     It 'names a machine without the module, or with another version, and changes nothing anywhere' {
-        $bare = New-TestMachine -Name 'bare' -ModulePath ''
+        $bare = New-TestMachine -Ssh $Ssh -Name 'bare' -ModulePath ''
         $otherModules = Join-Path $TestHome 'other-modules'
         New-Item -ItemType Directory -Path (Join-Path $otherModules 'Cluster') | Out-Null
         Set-Content -Path (Join-Path $otherModules 'Cluster/Cluster.psd1') -Value "@{ ModuleVersion = '9.9.9'; RootModule = '' }"
-        $older = New-TestMachine -Name 'older' -ModulePath $otherModules
+        $older = New-TestMachine -Ssh $Ssh -Name 'older' -ModulePath $otherModules
         Start-FleetApp -Name 'guarded' | Out-Null
         $before = Get-MachinePid $Machines[0] 'guarded'
         $version = (Get-Module Cluster).Version.ToString()
