@@ -91,6 +91,37 @@ Describe 'Fleet over PowerShell remoting' {
         }
     }
 
+    It 'rolls the apps a pipeline gives once per machine, shows progress across the machines, and changes nothing under -WhatIf' {
+        Start-FleetApp -Name 'piped-a' -Instances 1 | Out-Null
+        Start-FleetApp -Name 'piped-b' -Instances 1 | Out-Null
+        $before = @{}
+        foreach ($machine in $Machines) { $before[$machine.Name] = Get-MachinePid $machine 'piped-*' }
+
+        Invoke-ClusterReload -Session $Machines -Name 'piped-*' -WhatIf
+        $whatIfPids = @{}
+        foreach ($machine in $Machines) { $whatIfPids[$machine.Name] = Get-MachinePid $machine 'piped-*' }
+        # In a runspace of its own, so that the progress records can be read back.
+        $shell = [powershell]::Create()
+        $null = $shell.AddScript('param($module, $machines) Import-Module $module; Get-ClusterApp -Session $machines -Name piped-a, piped-b | Invoke-ClusterReload -Session $machines').
+            AddArgument($env:CLUSTER_MODULE_PATH).AddArgument($Machines)
+        $reloaded = @($shell.Invoke())
+        $progress = @($shell.Streams.Progress)
+        $shellErrors = @($shell.Streams.Error)
+        $shell.Dispose()
+
+        foreach ($machine in $Machines) { $whatIfPids[$machine.Name] | Should -Be $before[$machine.Name] -Because '-WhatIf reloads nothing' }
+        $shellErrors | Should -BeNullOrEmpty
+        $reloaded.Count | Should -Be 6 -Because 'each of the 3 machines reloads each of the 2 apps once'
+        foreach ($machine in $Machines) {
+            $instances = Invoke-Command -Session $machine { (Get-ClusterApp -Name 'piped-*').Instances }
+            @($instances.Generation | Select-Object -Unique) | Should -Be @(2) -Because 'one reload after the start'
+        }
+        $machineRecords = @($progress | Where-Object { $_.Activity -eq 'Invoke-ClusterReload across 3 machines' })
+        @($machineRecords | Where-Object RecordType -EQ 'Processing' | ForEach-Object StatusDescription) |
+            Should -Be @('Machine 1 of 3: 127.0.0.1 (session m1)', 'Machine 2 of 3: 127.0.0.1 (session m2)', 'Machine 3 of 3: 127.0.0.1 (session m3)')
+        $machineRecords[-1].RecordType | Should -Be 'Completed'
+    }
+
     It 'stops the rollout at the machine whose new release fails, and leaves the machines after it untouched' {
         Start-FleetApp -Name 'release' -Script 'broken-when-flagged.js' | Out-Null
         $before = @{}

@@ -9,6 +9,7 @@ namespace Cluster.Commands
     /// <summary>What plain and graceful reload share: the rolling replacement of every instance, one app at a time.</summary>
     public abstract class ReloadCmdlet : AppNameCmdlet
     {
+        private readonly FleetNames _fleetNames = new FleetNames();
         private volatile string? _reloading;
         private bool _warningsShown = true;
 
@@ -59,9 +60,7 @@ namespace Cluster.Commands
         {
             if (Session is not null)
             {
-                var fleet = new FleetRunner(this);
-                fleet.SetRemote("Confirm", false);
-                fleet.Roll(Session, MaxParallelMachines, $"{(Graceful ? "Reload gracefully" : "Reload")} {string.Join(", ", Name)}", _ => true);
+                _fleetNames.Add(Name);
                 return;
             }
 
@@ -94,6 +93,18 @@ namespace Cluster.Commands
                 {
                     _reloading = null;
                 }
+            }
+        }
+
+        /// <summary>With -Session, the apps of the whole pipeline roll together: each machine reloads them all before the next one starts.</summary>
+        protected override void EndProcessing()
+        {
+            if (Session is not null && _fleetNames.Any)
+            {
+                var fleet = new FleetRunner(this);
+                fleet.SetRemote("Confirm", false);
+                fleet.SetRemote(nameof(Name), _fleetNames.All);
+                fleet.Roll(Session, MaxParallelMachines, $"{(Graceful ? "Reload gracefully" : "Reload")} {string.Join(", ", _fleetNames.All)}", _ => true);
             }
         }
 

@@ -109,6 +109,8 @@ namespace Cluster.Commands
         [ValidateRange(1, 1000)]
         public int MaxParallelMachines { get; set; } = 1;
 
+        private readonly FleetNames _fleetNames = new FleetNames();
+
         protected override string Action => "Apply " + string.Join(", ", Given().Keys.Cast<string>().OrderBy(k => k, System.StringComparer.Ordinal));
 
         internal override Request? RequestFor(string name)
@@ -150,11 +152,21 @@ namespace Cluster.Commands
                 return;
             }
 
-            // The results are asked for in any case, to see that each machine's apps came through.
-            var fleet = new FleetRunner(this);
-            fleet.SetRemote("Confirm", false);
-            fleet.SetRemote(nameof(PassThru), true);
-            fleet.Roll(Session, MaxParallelMachines, $"{Action} to {string.Join(", ", Name)}", _ => PassThru);
+            _fleetNames.Add(Name);
+        }
+
+        /// <summary>With -Session, the apps of the whole pipeline roll together: each machine changes them all before the next one starts.</summary>
+        protected override void EndProcessing()
+        {
+            if (Session is not null && _fleetNames.Any)
+            {
+                // The results are asked for in any case, to see that each machine's apps came through.
+                var fleet = new FleetRunner(this);
+                fleet.SetRemote("Confirm", false);
+                fleet.SetRemote(nameof(PassThru), true);
+                fleet.SetRemote(nameof(Name), _fleetNames.All);
+                fleet.Roll(Session, MaxParallelMachines, $"{Action} to {string.Join(", ", _fleetNames.All)}", _ => PassThru);
+            }
         }
 
         protected override void BeginProcessing()

@@ -62,7 +62,6 @@ try { & ""Cluster\$Command"" @Parameters } finally { if ($copy) { Remove-Item -L
         private readonly string _command;
         private readonly Hashtable _parameters = new Hashtable(StringComparer.OrdinalIgnoreCase);
         private readonly string _version;
-        private readonly int _pipelineThread = Thread.CurrentThread.ManagedThreadId;
 
         /// <summary>The cmdlet to run remotely is the calling one, with the parameters it was given here.</summary>
         public FleetRunner(ClusterCmdlet cmdlet)
@@ -267,7 +266,6 @@ try { & ""Cluster\$Command"" @Parameters } finally { if ($copy) { Remove-Item -L
                 .AddParameter("ThrottleLimit", throttleLimit)
                 .AddParameter("ScriptBlock", ScriptBlock.Create(RemoteScript))
                 .AddParameter("ArgumentList", new object?[] { _version, command, _parameters, _filePath, _fileContent });
-            shell.Streams.Progress.DataAdded += (sender, e) => ForwardProgress(shell.Streams.Progress[e.Index]);
             using CancellationTokenRegistration stop = _cmdlet.Cancel.Register(() => shell.BeginStop(null, null));
             var run = new MachineRun();
             try
@@ -282,18 +280,6 @@ try { & ""Cluster\$Command"" @Parameters } finally { if ($copy) { Remove-Item -L
 
             run.Errors.InsertRange(0, shell.Streams.Error);
             return run;
-        }
-
-        /// <summary>A remote cmdlet's progress (instances being replaced) shows under the machines' own record.</summary>
-        private void ForwardProgress(ProgressRecord record)
-        {
-            if (Thread.CurrentThread.ManagedThreadId != _pipelineThread)
-            {
-                return; // Write* works only on the pipeline thread
-            }
-
-            record.ParentActivityId = ProgressActivityId;
-            _cmdlet.WriteProgress(record);
         }
 
         private sealed class MachineRun
