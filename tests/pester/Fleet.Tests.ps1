@@ -175,7 +175,7 @@ Describe 'Fleet over PowerShell remoting' {
         }
     }
 
-    It 'names a machine without the module, or with another version, and changes nothing anywhere' {
+    It 'names a machine without the module, with another version or out of reach, and changes nothing anywhere' {
         $bare = New-TestMachine -Ssh $Ssh -Name 'bare' -ModulePath ''
         $otherModules = Join-Path $TestHome 'other-modules'
         New-Item -ItemType Directory -Path (Join-Path $otherModules 'Cluster') | Out-Null
@@ -187,6 +187,10 @@ Describe 'Fleet over PowerShell remoting' {
 
         $missing = Get-ThrownError { Invoke-ClusterReload -Session $Machines[0], $bare -Name 'guarded' -ErrorAction Stop }
         $mismatch = Get-ThrownError { Invoke-ClusterReload -Session $Machines[0], $older -Name 'guarded' -ErrorAction Stop }
+        $closed = New-TestMachine -Ssh $Ssh -Name 'closed' -ModulePath $ModuleRoot
+        Remove-PSSession $closed
+        $unreachable = Get-ThrownError { Invoke-ClusterReload -Session $Machines[0], $closed -Name 'guarded' -ErrorAction Stop }
+        Invoke-ClusterReload -Session $Machines[0] -Name 'guarded' -WhatIf
         $readErrors = $null
         $read = @(Get-ClusterApp -Session $Machines[0], $bare -Name 'guarded' -ErrorVariable readErrors -ErrorAction SilentlyContinue)
 
@@ -195,7 +199,9 @@ Describe 'Fleet over PowerShell remoting' {
         $missing.Exception.Message | Should -BeLike "127.0.0.1 (session bare) does not have the Cluster module. Install Cluster $version there*"
         $mismatch.FullyQualifiedErrorId | Should -Be 'InvokeClusterReloadModuleVersionMismatch,Cluster.Commands.InvokeClusterReloadCommand'
         $mismatch.Exception.Message | Should -BeLike "127.0.0.1 (session older) has Cluster 9.9.9, not $version*"
-        Get-MachinePid $Machines[0] 'guarded' | Should -Be $before -Because 'every machine is checked before the first one is touched'
+        $unreachable.FullyQualifiedErrorId | Should -Be 'InvokeClusterReloadMachineFailed,Cluster.Commands.InvokeClusterReloadCommand'
+        $unreachable.Exception.Message | Should -BeLike 'Invoke-ClusterReload could not reach 127.0.0.1 (session closed): *The rollout stopped there (no machine was changed; not touched, still on the release they run: 127.0.0.1 (session m1))*'
+        Get-MachinePid $Machines[0] 'guarded' | Should -Be $before -Because 'every machine is checked before the first one is touched, and -WhatIf touches none'
         $read.Count | Should -Be 1
         @($readErrors).Count | Should -Be 1
         $readErrors[0].FullyQualifiedErrorId | Should -Be 'GetClusterAppModuleMissing,Cluster.Commands.GetClusterAppCommand'

@@ -132,7 +132,7 @@ try { & ""Cluster\$Command"" @Parameters } finally { if ($copy) { Remove-Item -L
 
             if (probe.Errors.FirstOrDefault() is { } unreachable)
             {
-                _cmdlet.ThrowTerminatingError(Stopped(unreachable, sessions, Array.Empty<PSSession>(), "could not be checked for the Cluster module"));
+                _cmdlet.ThrowTerminatingError(Stopped(unreachable, sessions, Array.Empty<PSSession>(), "could not reach"));
             }
 
             var done = new List<PSSession>();
@@ -176,7 +176,7 @@ try { & ""Cluster\$Command"" @Parameters } finally { if ($copy) { Remove-Item -L
 
                     if (failure is not null)
                     {
-                        _cmdlet.ThrowTerminatingError(Stopped(failure, sessions, done, "failed"));
+                        _cmdlet.ThrowTerminatingError(Stopped(failure, sessions, done, "failed on"));
                     }
 
                     done.AddRange(batch);
@@ -196,7 +196,7 @@ try { & ""Cluster\$Command"" @Parameters } finally { if ($copy) { Remove-Item -L
             string[] untouched = sessions.Where(s => s != machine && !done.Contains(s)).Select(s => Label(s, sessions)).ToArray();
             string doneText = done.Count == 0 ? "no machine was changed" : "done on " + string.Join(", ", done.Select(s => Label(s, sessions)));
             string untouchedText = untouched.Length == 0 ? "" : $"; not touched, still on the release they run: {string.Join(", ", untouched)}";
-            string message = $"{_command} {what} on {name}: {remote.Exception?.Message} The rollout stopped there ({doneText}{untouchedText}). "
+            string message = $"{_command} {what} {name}: {remote.Exception?.Message} The rollout stopped there ({doneText}{untouchedText}). "
                 + $"Fix {name} (its error is in this error's Exception.RemoteError), then run {_command} again.";
             var exception = new ClusterMachineException(message, name, remote);
             return new ErrorRecord(exception, _cmdlet.ErrorIdPrefix + "MachineFailed", remote.CategoryInfo.Category, name);
@@ -247,6 +247,13 @@ try { & ""Cluster\$Command"" @Parameters } finally { if ($copy) { Remove-Item -L
 
         private static PSSession? SessionOf(ErrorRecord error, PSSession[] sessions)
         {
+            // A session that could not run the command (broken, closed) is the target of Invoke-Command's error.
+            PSSession? target = error.TargetObject as PSSession ?? (error.TargetObject as PSObject)?.BaseObject as PSSession;
+            if (target is not null)
+            {
+                return sessions.FirstOrDefault(s => s.Runspace.InstanceId == target.Runspace.InstanceId);
+            }
+
             Guid? id = (error as RemotingErrorRecord)?.OriginInfo?.RunspaceID ?? (error.TargetObject as PSObject)?.Properties["RunspaceId"]?.Value as Guid?;
             return sessions.FirstOrDefault(s => s.Runspace.InstanceId == id)
                 ?? sessions.FirstOrDefault(s => Equals((error as RemotingErrorRecord)?.OriginInfo?.PSComputerName, s.ComputerName) && sessions.Count(o => o.ComputerName == s.ComputerName) == 1);
