@@ -122,14 +122,18 @@ Describe 'Fleet over PowerShell remoting' {
         $machineRecords[-1].RecordType | Should -Be 'Completed'
     }
 
-    It 'stops the rollout at the machine whose new release fails, and leaves the machines after it untouched' {
+    It 'stops the rollout at the machine whose new release fails, one or two machines at a time, and leaves the machines after it untouched' {
         Start-FleetApp -Name 'release' -Script 'broken-when-flagged.js' | Out-Null
         $before = @{}
         foreach ($machine in $Machines) { $before[$machine.Name] = Get-MachinePid $machine 'release' }
         Set-Content -Path (Join-Path $Machines[1].ClusterHome 'release.broken') -Value 'broken'
 
         $reloaded = [System.Collections.Generic.List[object]]::new()
-        $failure = Get-ThrownError { Invoke-ClusterReload -Session $Machines -Name 'release' -ErrorAction Stop | ForEach-Object { $reloaded.Add($_) } }
+        # As a runbook would run it: every error stops.
+        $failure = Get-ThrownError {
+            $ErrorActionPreference = 'Stop'
+            Invoke-ClusterReload -Session $Machines -Name 'release' | ForEach-Object { $reloaded.Add($_) }
+        }
 
         $failure.FullyQualifiedErrorId | Should -Be 'InvokeClusterReloadMachineFailed,Cluster.Commands.InvokeClusterReloadCommand'
         $failure.TargetObject | Should -Be '127.0.0.1 (session m2)'
@@ -142,6 +146,13 @@ Describe 'Fleet over PowerShell remoting' {
         foreach ($newPid in Get-MachinePid $Machines[0] 'release') { $newPid | Should -Not -BeIn $before.m1 }
         Get-MachinePid $Machines[1] 'release' | Should -Be $before.m2 -Because 'the old instances keep serving when the new one exits'
         Get-MachinePid $Machines[2] 'release' | Should -Be $before.m3 -Because 'the rollout never reached the third machine'
+
+        # Two machines at a time: the first two go together, and the third still waits for both.
+        $firstAgain = Get-MachinePid $Machines[0] 'release'
+        $parallelFailure = Get-ThrownError { Invoke-ClusterReload -Session $Machines -Name 'release' -MaxParallelMachines 2 -ErrorAction Stop | Out-Null }
+        $parallelFailure.Exception.Message | Should -BeLike '*(done on 127.0.0.1 (session m1); not touched, still on the release they run: 127.0.0.1 (session m3))*'
+        foreach ($newPid in Get-MachinePid $Machines[0] 'release') { $newPid | Should -Not -BeIn $firstAgain }
+        Get-MachinePid $Machines[2] 'release' | Should -Be $before.m3
     }
 
     It 'applies a deployment file read here on every machine, and Set-ClusterApp changes the app on each' {

@@ -132,7 +132,7 @@ try { & ""Cluster\$Command"" @Parameters } finally { if ($copy) { Remove-Item -L
 
             if (probe.Errors.FirstOrDefault() is { } unreachable)
             {
-                _cmdlet.ThrowTerminatingError(Stopped(unreachable, sessions, Array.Empty<PSSession>(), "could not reach"));
+                _cmdlet.ThrowTerminatingError(Stopped(unreachable, sessions, Array.Empty<PSSession>(), Array.Empty<PSSession>(), "could not reach"));
             }
 
             var done = new List<PSSession>();
@@ -153,20 +153,20 @@ try { & ""Cluster\$Command"" @Parameters } finally { if ($copy) { Remove-Item -L
                     }
 
                     MachineRun run = Invoke(confirmed, confirmed.Length, _command);
-                    ErrorRecord? failure = run.Errors.FirstOrDefault();
+                    var failures = new List<ErrorRecord>(run.Errors);
                     foreach (PSObject result in run.Output)
                     {
                         if (Problem(result, sessions) is { } problem)
                         {
-                            failure ??= problem;
+                            failures.Add(problem);
                         }
                         else if (Failed(result) is { } status)
                         {
-                            failure ??= new ErrorRecord(
+                            failures.Add(new ErrorRecord(
                                 new ClusterOperationException($"'{result.Properties["Name"]?.Value}' is {status} after {_command}.", "AppFailed"),
                                 _cmdlet.ErrorIdPrefix + "AppFailed",
                                 ErrorCategory.InvalidResult,
-                                result);
+                                result));
                         }
                         else if (keep(result))
                         {
@@ -174,12 +174,13 @@ try { & ""Cluster\$Command"" @Parameters } finally { if ($copy) { Remove-Item -L
                         }
                     }
 
-                    if (failure is not null)
+                    // Machines of the same batch that did not fail are done, whatever happened beside them.
+                    var failed = new HashSet<PSSession>(failures.Select(f => SessionOf(f, sessions)).Where(s => s is not null)!);
+                    done.AddRange(confirmed.Where(s => !failed.Contains(s)));
+                    if (failures.Count > 0)
                     {
-                        _cmdlet.ThrowTerminatingError(Stopped(failure, sessions, done, "failed on"));
+                        _cmdlet.ThrowTerminatingError(Stopped(failures[0], sessions, done, failed, "failed on"));
                     }
-
-                    done.AddRange(batch);
                 }
             }
             finally
@@ -189,13 +190,15 @@ try { & ""Cluster\$Command"" @Parameters } finally { if ($copy) { Remove-Item -L
         }
 
         /// <summary>The error that ends a rollout: it names the machine, says which machines were done and which were not touched, and carries the remote error.</summary>
-        private ErrorRecord Stopped(ErrorRecord remote, PSSession[] sessions, IReadOnlyCollection<PSSession> done, string what)
+        private ErrorRecord Stopped(ErrorRecord remote, PSSession[] sessions, ICollection<PSSession> done, ICollection<PSSession> failed, string what)
         {
             PSSession? machine = SessionOf(remote, sessions);
             string name = machine is null ? "a machine" : Label(machine, sessions);
-            string[] untouched = sessions.Where(s => s != machine && !done.Contains(s)).Select(s => Label(s, sessions)).ToArray();
+            string[] untouched = sessions.Where(s => s != machine && !done.Contains(s) && !failed.Contains(s)).Select(s => Label(s, sessions)).ToArray();
+            string[] alsoFailed = failed.Where(s => s != machine).Select(s => Label(s, sessions)).ToArray();
             string doneText = done.Count == 0 ? "no machine was changed" : "done on " + string.Join(", ", done.Select(s => Label(s, sessions)));
-            string untouchedText = untouched.Length == 0 ? "" : $"; not touched, still on the release they run: {string.Join(", ", untouched)}";
+            string untouchedText = (alsoFailed.Length == 0 ? "" : $"; failed as well: {string.Join(", ", alsoFailed)}")
+                + (untouched.Length == 0 ? "" : $"; not touched, still on the release they run: {string.Join(", ", untouched)}");
             string message = $"{_command} {what} {name}: {remote.Exception?.Message} The rollout stopped there ({doneText}{untouchedText}). "
                 + $"Fix {name} (its error is in this error's Exception.RemoteError), then run {_command} again.";
             var exception = new ClusterMachineException(message, name, remote);
@@ -271,6 +274,8 @@ try { & ""Cluster\$Command"" @Parameters } finally { if ($copy) { Remove-Item -L
             shell.AddCommand("Microsoft.PowerShell.Core\\Invoke-Command")
                 .AddParameter("Session", sessions)
                 .AddParameter("ThrottleLimit", throttleLimit)
+                // Each machine's errors are collected whatever the caller's $ErrorActionPreference: this class decides what they stop.
+                .AddParameter("ErrorAction", ActionPreference.Continue)
                 .AddParameter("ScriptBlock", ScriptBlock.Create(RemoteScript))
                 .AddParameter("ArgumentList", new object?[] { _version, command, _parameters, _filePath, _fileContent });
             using CancellationTokenRegistration stop = _cmdlet.Cancel.Register(() => shell.BeginStop(null, null));
