@@ -62,6 +62,8 @@ try { & ""Cluster\$Command"" @Parameters } finally { if ($copy) { Remove-Item -L
         private readonly string _command;
         private readonly Hashtable _parameters = new Hashtable(StringComparer.OrdinalIgnoreCase);
         private readonly string _version;
+        private string? _filePath;
+        private string? _fileContent;
 
         /// <summary>The cmdlet to run remotely is the calling one, with the parameters it was given here.</summary>
         public FleetRunner(ClusterCmdlet cmdlet)
@@ -84,9 +86,6 @@ try { & ""Cluster\$Command"" @Parameters } finally { if ($copy) { Remove-Item -L
             _filePath = path;
             _fileContent = Convert.ToBase64String(content);
         }
-
-        private string? _filePath;
-        private string? _fileContent;
 
         /// <summary>Sets a parameter for the remote side only (Confirm:$false, -PassThru to see the result).</summary>
         public void SetRemote(string parameter, object value) => _parameters[parameter] = value;
