@@ -129,12 +129,14 @@ Describe 'Readiness checks during a reload' {
 
         $newPid = Get-InstancePid $after
         $newPid | Should -Not -Be $oldPid
-        Wait-Until { $null -ne (Get-EventTime -Name slow-ready -Event disconnect -ProcessId $oldPid) } -TimeoutSeconds 10 -Because 'the old worker to log its disconnect'
         $listened = Get-EventTime -Name slow-ready -Event listening -ProcessId $newPid
         $ready = Get-EventTime -Name slow-ready -Event ready -ProcessId $newPid
-        $disconnected = Get-EventTime -Name slow-ready -Event disconnect -ProcessId $oldPid
+        # When the host began to retire the old worker, by the host log's clock (the same as the app's).
+        $retiring = Get-HostLogLine | Where-Object { $_ -match "Retiring instance 0 \(pid $oldPid\)" } | Select-Object -First 1
+        $retiring | Should -Not -BeNullOrEmpty
+        $retired = [DateTimeOffset]::ParseExact(($retiring -split ' ')[0..2] -join ' ', 'yyyy-MM-dd HH:mm:ss.fff zzz', [cultureinfo]::InvariantCulture).ToUnixTimeMilliseconds()
         $ready | Should -BeGreaterThan $listened
-        $disconnected | Should -BeGreaterOrEqual $ready -Because "the old worker is retired only once the new one said 'ready'"
+        $retired | Should -BeGreaterOrEqual $ready -Because "the old worker is retired only once the new one said 'ready'"
         (Export-ClusterApp -Name slow-ready) -join "`n" | Should -Match 'WaitReady = \$true'
     }
 
