@@ -18,6 +18,7 @@
         'Restart-ClusterApp'
         'Remove-ClusterApp'
         'Get-ClusterAppLog'
+        'Clear-ClusterAppLog'
         'Invoke-ClusterReload'
         'Invoke-ClusterGracefulReload'
         'Set-ClusterApp'

@@ -367,11 +367,24 @@ internal sealed class ManagedApp
         : worker.ExitSignal is { } signal ? $"was killed by {signal}"
         : $"exited with code {worker.ExitCode}";
 
-    /// <summary>The last lines a worker wrote to stderr since it was forked, as the end of an error message.</summary>
-    public string ErrorOutputSuffix(Worker worker, int lines = 20)
+    /// <summary>
+    /// The line of what a worker wrote to stderr since it was forked that says why it failed (the error, not the
+    /// end of its stack trace), and where to read the rest, as the end of an error message.
+    /// </summary>
+    public string ErrorOutputSuffix(Worker worker, int lines = 200)
     {
         IReadOnlyList<string> stderr = LogTail.Read(_paths.ErrorLog(Name, worker.Instance), lines, worker.ErrorLogOffset);
-        return stderr.Count == 0 ? "" : Environment.NewLine + "Its last error output:" + Environment.NewLine + string.Join(Environment.NewLine, stderr);
+        string rest = $" Get-ClusterAppLog {Name} -Instance {worker.Instance} -Stream Err shows the rest of its output.";
+        return ErrorOutput.FirstMeaningfulLine(stderr.Select(LogStamp.TextOf)) is { } error
+            ? $" Its error output says: {Quoted(error)}" + rest
+            : rest;
+    }
+
+    /// <summary>A line of an app's output as a message quotes it: control characters escaped, at most 400 characters.</summary>
+    private static string Quoted(string line)
+    {
+        string shown = line.Length > 400 ? line[..400] + "..." : line;
+        return string.Concat(shown.Select(c => c < 0x20 || c == 0x7f ? $"\\x{(int)c:x2}" : c.ToString()));
     }
 
     /// <summary>

@@ -19,6 +19,7 @@ namespace Cluster.Protocol
         public const string Update = "update";
         public const string Definitions = "definitions";
         public const string Logs = "logs";
+        public const string ClearLogs = "clearlogs";
         public const string HostInfo = "host";
         public const string Shutdown = "shutdown";
     }
@@ -157,9 +158,21 @@ namespace Cluster.Protocol
 
     internal sealed class LogQuery
     {
+        /// <summary>
+        /// The apps whose logs are read, merged in time order: every app when null and the request names none. An app
+        /// that is gone (its start failed, or it was removed) is still read while its log files are there.
+        /// </summary>
+        public List<string>? Apps { get; set; }
+
         public int? Instance { get; set; }
         public int Tail { get; set; } = 20;
         public bool Follow { get; set; }
+
+        /// <summary>Only lines stamped at or after this time.</summary>
+        public DateTimeOffset? Since { get; set; }
+
+        /// <summary>Only this stream ("out" or "err"); both when null.</summary>
+        public string? Stream { get; set; }
     }
 
     internal static class AppModes
@@ -180,6 +193,10 @@ namespace Cluster.Protocol
         public bool Heartbeat { get; set; }
 
         public ErrorInfo? Error { get; set; }
+
+        /// <summary>Failures of single items (an app that is not there) that do not end the request: the rest goes on.</summary>
+        public List<ErrorInfo>? Errors { get; set; }
+
         public string? Warning { get; set; }
         public ProgressInfo? Progress { get; set; }
         public List<AppInfo>? Apps { get; set; }
@@ -268,8 +285,15 @@ namespace Cluster.Protocol
 
     internal sealed class LogLineInfo
     {
+        /// <summary>When the Node primary read the line; null for a line written without a stamp.</summary>
+        public DateTimeOffset? Timestamp { get; set; }
+
         public string App { get; set; } = "";
         public int Instance { get; set; }
+
+        /// <summary>The process that wrote the line; null when unknown.</summary>
+        public int? Pid { get; set; }
+
         public string Stream { get; set; } = "";
         public string Text { get; set; } = "";
     }

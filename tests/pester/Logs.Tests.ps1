@@ -16,6 +16,8 @@ BeforeAll {
 
     # "line <n> <x repeated n % 150 times> end <n>": the lines tests/fixtures/logs/numbered.js writes.
     $script:NumberedLine = [regex]::new('^line (\d+) (x*) end (\d+)$', 'Compiled')
+    # The stamp the Node primary begins each line of a log file with: its time and the writer's pid.
+    $script:Stamp = '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \d+ '
 
     # Starts a fixture with one instance on a free port (PORT); returns the app with its port as a note property.
     function Start-LogApp {
@@ -101,7 +103,7 @@ Describe 'Get-ClusterAppLog -Follow' {
         $app = Start-LogApp -Script 'numbered.js' -Name busy -Environment @{ NUMBERED_TOTAL = "$total" } `
             -StartParameters @{ LogMaxSize = $maxSize; LogFileCount = 100 }
         $log = Join-Path $Logs 'busy-0.out.log'
-        Wait-Until { @(Get-Content $log -ErrorAction SilentlyContinue) -contains 'numbered ready' } -Because 'the app to be ready'
+        Wait-Until { @(Get-LogText $log) -contains 'numbered ready' } -Because 'the app to be ready'
 
         $follow = Start-Follow busy
         $stopped = $false
@@ -148,10 +150,10 @@ Describe 'Log rotation' {
         $app = Start-LogApp -Script 'numbered.js' -Name rotating -Environment @{ NUMBERED_TOTAL = "$total" } `
             -StartParameters @{ LogMaxSize = $maxSize; LogFileCount = 100 }
         $log = Join-Path $Logs 'rotating-0.out.log'
-        Wait-Until { @(Get-Content $log -ErrorAction SilentlyContinue) -contains 'numbered ready' } -Because 'the app to be ready'
+        Wait-Until { @(Get-LogText $log) -contains 'numbered ready' } -Because 'the app to be ready'
         $null = Invoke-TestRequest -Port $app.Port -Path '/start'
         Wait-Until { (Invoke-TestRequest -Port $app.Port).written -eq $total } -TimeoutSeconds 60 -Because "the app to write its $total lines"
-        Wait-Until { (Get-Content $log -Tail 1) -like "line $total *" } -Because 'the last line to reach the log'
+        Wait-Until { (Get-LogText $log | Select-Object -Last 1) -like "line $total *" } -Because 'the last line to reach the log'
 
         $files = Get-LogFiles 'rotating-0.out.log'
         $files.Count | Should -BeGreaterOrEqual 20
@@ -160,7 +162,7 @@ Describe 'Log rotation' {
             $bytes = [IO.File]::ReadAllBytes($file.FullName)
             $bytes.Length | Should -BeLessOrEqual $maxSize -Because "$($file.Name) is rotated before it passes $maxSize bytes"
             $bytes[-1] | Should -Be 10 -Because "$($file.Name) ends with a whole line"
-            $lines = [Text.Encoding]::UTF8.GetString($bytes).TrimEnd("`n").Split("`n")
+            $lines = [Text.Encoding]::UTF8.GetString($bytes).TrimEnd("`n").Split("`n") -replace $Stamp, ''
             $split = Split-NumberedLines $lines
             $torn = @($split.Others | Where-Object { $_ -ne 'numbered ready' })
             $torn.Count | Should -Be 0 -Because "$($file.Name) holds whole lines only, and these are not: $(($torn | Select-Object -First 3 | ForEach-Object { $_.Substring(0, [math]::Min(60, $_.Length)) }) -join ' | ')"
@@ -175,7 +177,7 @@ Describe 'Log rotation' {
     It 'writes a line longer than 64 KiB with no newline in pieces of at most 64 KiB, each a line, none splitting a character' {
         $null = Start-LogApp -Script 'long-line.js' -Name longline -Environment @{ LONG_LINE_BYTES = '200000' }
         $log = Join-Path $Logs 'longline-0.out.log'
-        Wait-Until { @(Get-Content $log -ErrorAction SilentlyContinue) -contains 'after the long line' } -Because 'the app to finish its long line'
+        Wait-Until { @(Get-LogText $log) -contains 'after the long line' } -Because 'the app to finish its long line'
 
         $bytes = [IO.File]::ReadAllBytes($log)
         $bytes[-1] | Should -Be 10
@@ -186,11 +188,11 @@ Describe 'Log rotation' {
             [Array]::Copy($bytes, $start, $piece, 0, $piece.Length)
             $pieces.Add($piece)
         }
-        $texts = @($pieces | ForEach-Object { [Text.Encoding]::UTF8.GetString($_) })
+        $texts = @($pieces | ForEach-Object { [Text.Encoding]::UTF8.GetString($_) -replace $Stamp, '' })
         $texts[-1] | Should -Be 'after the long line'
         $long = $pieces | Select-Object -SkipLast 1
         @($long).Count | Should -Be 4 -Because '200000 bytes make three pieces of 64 KiB and a rest'
-        foreach ($piece in $long) { $piece.Length | Should -BeLessOrEqual 65536 }
+        foreach ($piece in $long) { [Text.Encoding]::UTF8.GetByteCount(([Text.Encoding]::UTF8.GetString($piece) -replace $Stamp, '')) | Should -BeLessOrEqual 65536 }
         ($texts | Select-Object -SkipLast 1) -join '' | Should -BeExactly (('é' * 99999) + '!') -Because 'the pieces, put together, are the line, each piece whole characters'
         ($texts -join '').Contains([char] 0xFFFD) | Should -BeFalse -Because 'no piece ends inside a character'
     }
@@ -203,7 +205,7 @@ Describe 'Symbolic links at log paths' -Skip:$IsWindows {
     It 'refuses to start a worker whose log path is a symbolic link, says why, and writes nothing through it' {
         $null = Start-LogApp -Script 'numbered.js' -Name linked
         $log = Join-Path $Logs 'linked-0.out.log'
-        Wait-Until { @(Get-Content $log -ErrorAction SilentlyContinue) -contains 'numbered ready' } -Because 'the app to be ready'
+        Wait-Until { @(Get-LogText $log) -contains 'numbered ready' } -Because 'the app to be ready'
         Stop-ClusterApp -Name linked -ErrorAction Stop
         $target = Join-Path $Outside 'linked-target.txt'
         Set-Content -Path $target -Value 'the target, untouched'
@@ -226,7 +228,7 @@ Describe 'Symbolic links at log paths' -Skip:$IsWindows {
         $app = Start-LogApp -Script 'numbered.js' -Name planted -Environment @{ NUMBERED_TOTAL = "$total" } `
             -StartParameters @{ LogMaxSize = 100000; LogFileCount = 0 }
         $log = Join-Path $Logs 'planted-0.out.log'
-        Wait-Until { @(Get-Content $log -ErrorAction SilentlyContinue) -contains 'numbered ready' } -Because 'the app to be ready'
+        Wait-Until { @(Get-LogText $log) -contains 'numbered ready' } -Because 'the app to be ready'
         $target = Join-Path $Outside 'planted-target.txt'
         Set-Content -Path $target -Value 'the target, untouched'
         Remove-Item $log

@@ -16,6 +16,7 @@ BeforeAll {
         'Restart-ClusterApp'
         'Remove-ClusterApp'
         'Get-ClusterAppLog'
+        'Clear-ClusterAppLog'
         'Invoke-ClusterReload'
         'Invoke-ClusterGracefulReload'
         'Set-ClusterApp'
