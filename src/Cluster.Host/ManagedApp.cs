@@ -376,7 +376,7 @@ internal sealed class ManagedApp
         IReadOnlyList<string> stderr = LogTail.Read(_paths.ErrorLog(Name, worker.Instance), lines, worker.ErrorLogOffset);
         string rest = $" Get-ClusterAppLog {Name} -Instance {worker.Instance} -Stream Err shows the rest of its output.";
         return ErrorOutput.FirstMeaningfulLine(stderr.Select(LogStamp.TextOf)) is { } error
-            ? $" Its error output says: {Quoted(error)}" + rest
+            ? $" Its error output says: \"{Quoted(error)}\"." + rest
             : rest;
     }
 

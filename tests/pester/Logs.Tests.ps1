@@ -25,10 +25,11 @@ BeforeAll {
             [Parameter(Mandatory)] [string] $Script,
             [Parameter(Mandatory)] [string] $Name,
             [hashtable] $Environment = @{},
-            [hashtable] $StartParameters = @{}
+            [hashtable] $StartParameters = @{},
+            [int] $Instances = 1
         )
         $port = Get-FreePort
-        $app = Start-ClusterApp -Path (Join-Path $Fixtures $Script) -Name $Name -Instances 1 `
+        $app = Start-ClusterApp -Path (Join-Path $Fixtures $Script) -Name $Name -Instances $Instances `
             -Environment (@{ PORT = "$port" } + $Environment) @StartParameters -ErrorAction Stop
         $app | Add-Member -NotePropertyName Port -NotePropertyValue $port -PassThru
     }
@@ -58,14 +59,14 @@ BeforeAll {
     }
 
     # Runs Get-ClusterAppLog -Follow in another runspace, as a user's session would; Stop-Follow ends it like Ctrl+C.
-    function Start-Follow([string] $Name) {
+    function Start-Follow([string] $Name, [int] $Tail = 1) {
         $shell = [powershell]::Create()
         $output = [System.Management.Automation.PSDataCollection[psobject]]::new()
         $null = $shell.AddScript({
-                param($ModulePath, $AppName)
+                param($ModulePath, $AppName, $Tail)
                 Import-Module $ModulePath
-                Get-ClusterAppLog -Name $AppName -Follow -Tail 1
-            }).AddArgument($env:CLUSTER_MODULE_PATH).AddArgument($Name)
+                Get-ClusterAppLog -Name $AppName -Follow -Tail $Tail
+            }).AddArgument($env:CLUSTER_MODULE_PATH).AddArgument($Name).AddArgument($Tail)
         $invocation = $shell.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]::new(), $output)
         [pscustomobject]@{ Shell = $shell; Output = $output; Invocation = $invocation }
     }
@@ -82,6 +83,14 @@ BeforeAll {
     function Get-Followed($Follow) {
         $output = $Follow.Output
         for ($i = 0; $i -lt $output.Count; $i++) { $output[$i] }
+    }
+
+    # Waits until each instance of a talker.js app has written its TALK_TOTAL lines (and they reached its log).
+    function Wait-Talked([string] $Name, [int] $Instances, [int] $Total = 40) {
+        Wait-Until {
+            $said = @(Get-ClusterAppLog $Name -Stream Out -Tail 1000 | Where-Object Text -Like 'talk *')
+            @($said | Group-Object Instance | Where-Object Count -GE $Total).Count -eq $Instances
+        } -TimeoutSeconds 30 -Because "every instance of $Name to write its $Total lines"
     }
 
     function Remove-AllApps {
@@ -241,5 +250,194 @@ Describe 'Symbolic links at log paths' -Skip:$IsWindows {
         Get-Content -Raw $target | Should -BeExactly "the target, untouched$([Environment]::NewLine)"
         (Get-Item $log).LinkType | Should -Be 'SymbolicLink'
         (Get-ClusterApp planted).Status | Should -Be 'Online' -Because 'the app goes on serving'
+    }
+}
+
+Describe 'Get-ClusterAppLog lines' {
+    BeforeAll {
+        $script:Talk = Start-LogApp -Script 'talker.js' -Name talk -Instances 2
+        Wait-Talked talk -Instances 2
+        $script:TalkPids = @{}
+        foreach ($instance in (Get-ClusterApp talk).Instances) { $TalkPids[$instance.Instance] = $instance.Pid }
+        $script:AllLines = @(Get-ClusterAppLog talk -Tail 1000)
+    }
+
+    AfterAll { Remove-AllApps }
+
+    It 'merges the lines of all instances and both streams in time order, each with its time, pid and stream' {
+        $AllLines.Count | Should -Be (2 * (40 + 10)) -Because 'each instance wrote 40 lines to stdout and 10 to stderr'
+        foreach ($line in $AllLines) {
+            $line | Should -BeOfType ([Cluster.LogLine])
+            $line.App | Should -Be 'talk'
+            $line.Timestamp | Should -BeOfType ([datetime])
+            $line.Pid | Should -Be $TalkPids[$line.Instance] -Because "line '$($line.Text)' was written by instance $($line.Instance)"
+            $expected = if ($line.Text -like 'complain *') { 'Err' } else { 'Out' }
+            "$($line.Stream)" | Should -Be $expected
+            $line.Text | Should -Match "^(talk|complain) $($line.Instance) \d+$"
+        }
+        for ($i = 1; $i -lt $AllLines.Count; $i++) {
+            $AllLines[$i].Timestamp | Should -BeGreaterOrEqual $AllLines[$i - 1].Timestamp -Because "line $i comes after line $($i - 1)"
+        }
+        $switches = 0
+        for ($i = 1; $i -lt $AllLines.Count; $i++) { if ($AllLines[$i].Instance -ne $AllLines[$i - 1].Instance) { $switches++ } }
+        $switches | Should -BeGreaterThan 10 -Because 'two instances writing at once interleave, rather than come one after the other'
+        $started = (Get-ClusterApp talk).Instances[0].StartTime
+        $AllLines[0].Timestamp | Should -BeGreaterOrEqual $started.AddSeconds(-2) -Because 'a line is stamped when it is written, not long before'
+    }
+
+    It 'with -Since returns only the lines stamped at or after that time' {
+        $since = $AllLines[60].Timestamp
+        $expected = @($AllLines | Where-Object Timestamp -GE $since)
+
+        $lines = @(Get-ClusterAppLog talk -Since $since)
+
+        $lines.Count | Should -Be $expected.Count
+        $lines.Count | Should -BeLessThan $AllLines.Count
+        foreach ($line in $lines) { $line.Timestamp | Should -BeGreaterOrEqual $since }
+        @(Get-ClusterAppLog talk -Since (Get-Date).AddMinutes(5)) | Should -BeNullOrEmpty
+    }
+
+    It 'with -Stream Err returns only what the instances wrote to stderr' {
+        $lines = @(Get-ClusterAppLog talk -Stream Err -Tail 1000)
+
+        $lines.Count | Should -Be 20
+        foreach ($line in $lines) { "$($line.Stream)" | Should -Be 'Err'; $line.Text | Should -BeLike 'complain *' }
+        @(Get-ClusterAppLog talk -Stream Out -Tail 1000).Count | Should -Be 80
+    }
+
+    It 'shows a line with its time, pid, app, instance and stream' {
+        $PSStyle.OutputRendering = 'PlainText'
+        $line = $AllLines[0]
+        $text = $line | Out-String -Width 250
+        $time = $line.Timestamp.ToString('yyyy-MM-dd HH:mm:ss.fff', [cultureinfo]::InvariantCulture)
+        $text.Trim() | Should -BeExactly "$time [$($line.Pid)] talk[$($line.Instance)] $("$($line.Stream)".ToLowerInvariant()) | $($line.Text)"
+    }
+}
+
+Describe 'Get-ClusterAppLog of several apps' {
+    BeforeAll {
+        $null = Start-LogApp -Script 'talker.js' -Name many-a
+        $null = Start-LogApp -Script 'talker.js' -Name many-b
+        $null = Start-LogApp -Script 'talker.js' -Name other
+        Wait-Talked many-a -Instances 1
+        Wait-Talked many-b -Instances 1
+        Wait-Talked other -Instances 1
+    }
+
+    AfterAll { Remove-AllApps }
+
+    It 'reads the apps a wildcard matches, merged in time order' {
+        $lines = @(Get-ClusterAppLog 'many-*' -Tail 1000)
+
+        @($lines.App | Sort-Object -Unique) | Should -Be @('many-a', 'many-b')
+        $lines.Count | Should -Be 100
+        for ($i = 1; $i -lt $lines.Count; $i++) { $lines[$i].Timestamp | Should -BeGreaterOrEqual $lines[$i - 1].Timestamp }
+    }
+
+    It 'reads every app when no name is given' {
+        @(Get-ClusterAppLog -Tail 1000).App | Sort-Object -Unique | Should -Be @('many-a', 'many-b', 'other')
+    }
+
+    It 'reads the apps piped to it, as app objects and as names, merged in time order' {
+        $fromApps = @(Get-ClusterApp many-b, other | Get-ClusterAppLog -Tail 1000)
+        $fromNames = @('other', 'many-a' | Get-ClusterAppLog -Tail 1000)
+
+        @($fromApps.App | Sort-Object -Unique) | Should -Be @('many-b', 'other')
+        @($fromNames.App | Sort-Object -Unique) | Should -Be @('many-a', 'other')
+        foreach ($lines in $fromApps, $fromNames) {
+            $lines.Count | Should -Be 100
+            for ($i = 1; $i -lt $lines.Count; $i++) { $lines[$i].Timestamp | Should -BeGreaterOrEqual $lines[$i - 1].Timestamp }
+            ($lines | Select-Object -First 50 -ExpandProperty App | Sort-Object -Unique).Count | Should -Be 2 -Because 'the apps interleave'
+        }
+    }
+
+    It 'reports a name that is no app, and reads the others' {
+        $lines = @(Get-ClusterAppLog nothing-here, other -Tail 1000 -ErrorVariable failures -ErrorAction SilentlyContinue)
+
+        $failures.Count | Should -Be 1
+        $failures[0].FullyQualifiedErrorId | Should -Be 'GetClusterAppLogAppNotFound,Cluster.Commands.GetClusterAppLogCommand'
+        "$($failures[0].CategoryInfo.Category)" | Should -Be 'ObjectNotFound'
+        @($lines.App | Sort-Object -Unique) | Should -Be @('other')
+    }
+}
+
+Describe 'Clear-ClusterAppLog' {
+    AfterEach { Remove-AllApps }
+
+    It 'changes nothing with -WhatIf, then empties the logs and removes the rotated files; the app writes on' {
+        $app = Start-LogApp -Script 'talker.js' -Name flushed -StartParameters @{ LogMaxSize = 400; LogFileCount = 3 }
+        Wait-Until { @(Get-ClusterAppLog flushed -Stream Out -Tail 1).Text -contains 'talk 0 40' } -Because 'the app to write its 40 lines'
+        $out = Join-Path $Logs 'flushed-0.out.log'
+        "$out.1" | Should -Exist -Because 'the log rotated at 400 bytes'
+        $before = @(Get-ClusterAppLog flushed -Tail 1000).Count
+
+        Clear-ClusterAppLog flushed -WhatIf
+        @(Get-ClusterAppLog flushed -Tail 1000).Count | Should -Be $before
+        "$out.1" | Should -Exist
+
+        Get-ClusterApp flushed | Clear-ClusterAppLog -Confirm:$false
+
+        @(Get-ClusterAppLog flushed -Tail 1000) | Should -BeNullOrEmpty
+        @(Get-ChildItem $Logs -Filter 'flushed-0.*' | Where-Object Name -Match '\.log\.\d+$') | Should -BeNullOrEmpty
+        (Get-Item $out).Length | Should -Be 0
+        $null = Invoke-TestRequest -Port $app.Port -Path '/say?text=after%20the%20flush'
+        Wait-Until { @(Get-ClusterAppLog flushed).Text -contains 'after the flush' } -Because 'the app to write on to its emptied log'
+        @(Get-LogText $out) | Should -Be @('after the flush') -Because 'the next line starts the emptied file'
+    }
+}
+
+Describe 'A log moved away by logrotate' {
+    AfterEach { Remove-AllApps }
+
+    It 'is reopened at its path, and -Follow goes on across the move' {
+        $app = Start-LogApp -Script 'talker.js' -Name moved -Environment @{ TALK_TOTAL = '1' }
+        Wait-Talked moved -Instances 1 -Total 1
+        $out = Join-Path $Logs 'moved-0.out.log'
+        $follow = Start-Follow moved
+        try {
+            Wait-Until { @(Get-Followed $follow).Text -contains 'talk 0 1' } -Because '-Follow to write the last line before it follows'
+            $null = Invoke-TestRequest -Port $app.Port -Path '/say?text=before%20the%20move'
+            Wait-Until { @(Get-Followed $follow).Text -contains 'before the move' } -Because '-Follow to read the line before the move'
+
+            Move-Item $out "$out.1" # what logrotate does without copytruncate
+            Start-Sleep -Milliseconds 1500 # the primary looks for moved logs once a second
+            $null = Invoke-TestRequest -Port $app.Port -Path '/say?text=after%20the%20move'
+
+            Wait-Until { @(Get-LogText $out) -contains 'after the move' } -Because 'the primary to write to a new file at the path'
+            Wait-Until { @(Get-Followed $follow).Text -contains 'after the move' } -Because '-Follow to go on with the new file'
+        }
+        finally {
+            Stop-Follow $follow | Should -BeTrue
+        }
+        @(Get-LogText "$out.1") | Should -Not -Contain 'after the move'
+        @(Get-Followed $follow | Where-Object Stream -EQ 'Out').Text | Should -Be @('talk 0 1', 'before the move', 'after the move')
+    }
+}
+
+Describe 'The logs of an app whose start failed' {
+    It 'quotes the line that names the error, and stay readable' {
+        $port = Get-FreePort
+        $taken = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, $port)
+        $taken.Start()
+        try {
+            $failure = Get-ThrownError {
+                Start-ClusterApp -Path (Join-Path $Fixtures 'numbered.js') -Name unstarted -Environment @{ PORT = "$port" } -ErrorAction Stop
+            }
+        }
+        finally {
+            $taken.Stop()
+        }
+
+        $failure.FullyQualifiedErrorId | Should -Be 'StartClusterAppInstanceExited,Cluster.Commands.StartClusterAppCommand'
+        # A cluster worker's listen is done by its primary, which reports it as 'bind'; a process of its own says 'listen'.
+        $failure.Exception.Message | Should -Match "says: `"Error: (listen|bind) EADDRINUSE(: address already in use)? 127\.0\.0\.1:$port`"\."
+        $failure.Exception.Message | Should -Not -BeLike '*    at *' -Because 'the stack trace is left in the log'
+        @(Get-ClusterApp | Where-Object Name -EQ 'unstarted') | Should -BeNullOrEmpty
+
+        $errors = @(Get-ClusterAppLog unstarted -Stream Err -Tail 100)
+        @($errors.Text -match "^Error: (listen|bind) EADDRINUSE") | Should -Not -BeNullOrEmpty
+        foreach ($line in $errors) { $line.App | Should -Be 'unstarted'; $line.Pid | Should -BeGreaterThan 0 }
+        Clear-ClusterAppLog unstarted -Confirm:$false
+        @(Get-ClusterAppLog unstarted -Tail 100) | Should -BeNullOrEmpty
     }
 }

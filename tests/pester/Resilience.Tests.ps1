@@ -418,7 +418,7 @@ Describe 'Instance logs' {
 
             Wait-Until { @(Get-Streamed | Where-Object { $_.Text -eq $marker }).Count -eq 1 } -Because 'the new line to be streamed'
             $line = @(Get-Streamed | Where-Object { $_.Text -eq $marker })[0]
-            $line.AppName | Should -Be 'followed'
+            $line.App | Should -Be 'followed'
             $line.Instance | Should -Be 0
             "$($line.Stream)" | Should -Be 'Out'
             $invocation.IsCompleted | Should -BeFalse -Because '-Follow keeps streaming until stopped'
