@@ -333,7 +333,7 @@ internal sealed class ManagedApp
             Slot slot = SlotFor(instance);
             if (countRestart)
             {
-                slot.Restarts++;
+                slot.CountRestart("restarted on request", _time.GetUtcNow());
             }
 
             Worker worker = Fork(instance, generation, slot.Restarts);
@@ -473,6 +473,7 @@ internal sealed class ManagedApp
             Scheduling = Definition.IsCluster ? Scheduling.Of(Definition.Spec) : null,
             ReloadError = ReloadError,
             Created = Definition.Created,
+            Details = Details(),
         };
         foreach (Slot slot in _slots)
         {
@@ -481,6 +482,31 @@ internal sealed class ManagedApp
 
         info.Status = AppStatus();
         return info;
+    }
+
+    private AppDetails Details()
+    {
+        StartSpec spec = Definition.Spec;
+        RestartPolicy policy = Definition.RestartPolicy;
+        static int Ms(TimeSpan span) => (int)span.TotalMilliseconds;
+        return new AppDetails
+        {
+            NodePath = Definition.NodePath,
+            AutoRestart = policy.AutoRestart,
+            MaxRestarts = policy.MaxRestarts,
+            MinUptimeMs = Ms(policy.MinUptime),
+            RestartDelayMs = Ms(policy.RestartDelay),
+            ListenTimeoutMs = Ms(ListenTimeout),
+            KillTimeoutMs = Ms(Timeouts.Kill(null, spec.KillTimeoutMs)),
+            GracefulTimeoutMs = Ms(Timeouts.Graceful(null, null, spec.Environment)),
+            MaxMemoryBytes = spec.MaxMemoryBytes,
+            LogMaxBytes = spec.LogMaxBytes ?? LogRotation.DefaultMaxBytes,
+            LogFileCount = spec.LogFileCount ?? LogRotation.DefaultFileCount,
+            Drain = Definition.IsCluster && spec.Drain,
+            EnvironmentNames = spec.Environment.Keys.Order(StringComparer.OrdinalIgnoreCase).ToList(),
+            OutLogs = _slots.Select(s => _paths.OutLog(Name, s.Instance)).ToList(),
+            ErrorLogs = _slots.Select(s => _paths.ErrorLog(Name, s.Instance)).ToList(),
+        };
     }
 
     private static InstanceInfo InstanceSnapshot(Slot slot, ProcessMetrics metrics)
@@ -493,6 +519,8 @@ internal sealed class ManagedApp
             Status = InstanceStatus(slot.State),
             Generation = slot.Generation,
             Reason = slot.Reason,
+            LastRestartReason = slot.LastRestartReason,
+            LastRestartTime = slot.LastRestartTime,
         };
         if (worker is null)
         {
@@ -746,7 +774,7 @@ internal sealed class ManagedApp
 
         try
         {
-            slot.Restarts++;
+            slot.CountRestart($"its process {DescribeExit(dead)}", _time.GetUtcNow());
             Worker replacement = Fork(slot.Instance, slot.Generation, slot.Restarts);
             Install(slot, replacement, ListenTimeout);
             Supervise(replacement);

@@ -130,7 +130,7 @@ internal sealed class ReloadCoordinator
         }
 
         // 3. Put it in place, then retire the old worker.
-        slot.Restarts++;
+        slot.CountRestart(plan.Retirement.Graceful ? "gracefully reloaded" : "reloaded", app.Time.GetUtcNow());
         Worker? old = app.Install(slot, candidate, plan.ListenTimeout);
         app.Supervise(candidate);
         if (old is not null && !old.HasExited)

@@ -248,6 +248,33 @@ namespace Cluster.Protocol
         public string? ReloadError { get; set; }
         public DateTimeOffset Created { get; set; }
         public List<InstanceInfo> Instances { get; set; } = new List<InstanceInfo>();
+
+        /// <summary>What pm2 describe shows beside the status: the settings as they apply, and where the logs are.</summary>
+        public AppDetails? Details { get; set; }
+    }
+
+    /// <summary>An app's settings as they apply (defaults and timeout variables resolved), its log files and Node executable.</summary>
+    internal sealed class AppDetails
+    {
+        public string NodePath { get; set; } = "";
+        public bool AutoRestart { get; set; }
+        public int MaxRestarts { get; set; }
+        public int MinUptimeMs { get; set; }
+        public int RestartDelayMs { get; set; }
+        public int ListenTimeoutMs { get; set; }
+        public int KillTimeoutMs { get; set; }
+        public int GracefulTimeoutMs { get; set; }
+        public long? MaxMemoryBytes { get; set; }
+        public long LogMaxBytes { get; set; }
+        public int LogFileCount { get; set; }
+        public bool Drain { get; set; }
+
+        /// <summary>The names of the variables of the app's environment; never their values.</summary>
+        public List<string> EnvironmentNames { get; set; } = new List<string>();
+
+        /// <summary>Each instance's stdout and stderr log, by instance.</summary>
+        public List<string> OutLogs { get; set; } = new List<string>();
+        public List<string> ErrorLogs { get; set; } = new List<string>();
     }
 
     internal sealed class InstanceInfo
@@ -267,6 +294,10 @@ namespace Cluster.Protocol
 
         /// <summary>Why the instance is not online, in words (a crash, a lost primary, a reload that stopped).</summary>
         public string? Reason { get; set; }
+
+        /// <summary>Why its process was last replaced (a crash, a reload, a restart asked for), and when; null until it was.</summary>
+        public string? LastRestartReason { get; set; }
+        public DateTimeOffset? LastRestartTime { get; set; }
     }
 
     internal sealed class HostInfo
