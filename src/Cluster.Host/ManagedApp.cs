@@ -509,6 +509,10 @@ internal sealed class ManagedApp
         };
     }
 
+    /// <summary>The pids of the workers that serve the instances now.</summary>
+    public int[] LivePids() =>
+        _slots.Select(s => s.Current).Where(w => w is { HasExited: false, Pid: not null }).Select(w => w!.Pid!.Value).ToArray();
+
     private static InstanceInfo InstanceSnapshot(Slot slot, ProcessMetrics metrics)
     {
         Worker? worker = slot.Current;

@@ -159,9 +159,11 @@ internal static partial class Program
         Task bringingBack = supervisor.ResurrectAsync();
         Task serving = server.RunAsync(stop.Token);
         Task watchingMemory = supervisor.WatchMemoryAsync(stop.Token);
+        Task sampling = supervisor.SampleMetricsAsync(stop.Token);
         await bringingBack.ConfigureAwait(false);
         await serving.ConfigureAwait(false);
         await watchingMemory.ConfigureAwait(false);
+        await sampling.ConfigureAwait(false);
         await supervisor.StopAllAsync().ConfigureAwait(false);
         Log.Information("Cluster host {Pid} stopped", Environment.ProcessId);
         return 0;

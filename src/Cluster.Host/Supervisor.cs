@@ -341,6 +341,41 @@ internal sealed class Supervisor
     /// Every few seconds, replaces the instances whose memory has grown past their app's limit
     /// (-MaxMemoryRestart): a cluster instance by a reload of that instance alone, so no request is lost.
     /// </summary>
+    /// <summary>Samples the CPU time of every app's workers together, once a second (see <see cref="ProcessMetrics"/>).</summary>
+    public async Task SampleMetricsAsync(CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(ProcessMetrics.SampleInterval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
+            {
+                ManagedApp[] apps;
+                lock (_apps)
+                {
+                    apps = _apps.Values.ToArray();
+                }
+
+                var pids = new HashSet<int>();
+                foreach (ManagedApp app in apps)
+                {
+                    try
+                    {
+                        pids.UnionWith(await app.RunAsync(() => app.LivePids()).ConfigureAwait(false));
+                    }
+                    catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException)
+                    {
+                        // Removed meanwhile.
+                    }
+                }
+
+                _metrics.SampleAll(pids);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
     public async Task WatchMemoryAsync(CancellationToken stop)
     {
         using var timer = new PeriodicTimer(MemoryCheckInterval, _time);

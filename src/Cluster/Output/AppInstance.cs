@@ -42,7 +42,7 @@ namespace Cluster
 
         public long MemoryBytes { get; }
 
-        /// <summary>Share of one CPU core, in percent, since the previous look.</summary>
+        /// <summary>Share of one CPU core, in percent, over the last second (every instance sampled at the same moment).</summary>
         public double CpuPercent { get; }
 
         /// <summary>The exit code of its last process, once it has exited.</summary>
