@@ -24,6 +24,7 @@
         'Set-ClusterApp'
         'Get-ClusterHost'
         'Stop-ClusterHost'
+        'Watch-ClusterApp'
         'Sync-ClusterApp'
         'Export-ClusterApp'
     )

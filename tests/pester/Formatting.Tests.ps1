@@ -231,3 +231,28 @@ Describe 'The list view of an app, as pm2 describe' {
         $text | Should -Match '(?m)^Environment\s+: .*\bDESCRIBED_SECRET\b'
     }
 }
+
+Describe 'Watch-ClusterApp' {
+    It 'writes the apps of each refresh as objects when its output goes on down the pipeline' {
+        $seen = @(Watch-ClusterApp $AppName -Count 2 -Interval 1 | ForEach-Object { $_ })
+
+        $seen.Count | Should -Be 2
+        foreach ($app in $seen) {
+            $app | Should -BeOfType ([Cluster.App])
+            $app.Name | Should -Be $AppName
+            $app.CpuPercent | Should -Be ([math]::Round(($app.Instances | Measure-Object CpuPercent -Sum).Sum, 1)) -Because "an app's CPU is the sum of its instances' over the same second"
+        }
+    }
+
+    It 'writes nothing but the objects, formatted, when its output is redirected' {
+        $output = Join-Path $TestDrive 'watch.txt'
+        $command = "`$env:CLUSTER_HOME = '$ClusterHome'; `$PSStyle.OutputRendering = 'PlainText'; Import-Module '$env:CLUSTER_MODULE_PATH'; Watch-ClusterApp $AppName -Count 2"
+        $child = Start-ChildPwsh -Command $command -OutputPath $output
+        $child.WaitForExit(60000) | Should -BeTrue
+        $child.ExitCode | Should -Be 0 -Because (Get-Content -Raw "$output.err" -ErrorAction SilentlyContinue)
+
+        $text = Get-Content -Raw $output
+        $text.Contains([char] 27) | Should -BeFalse -Because 'no escape sequence redraws a screen that is not there'
+        @([regex]::Matches($text, "(?m)^$AppName\s+Cluster\s+Online\s+2/2")).Count | Should -Be 2 -Because 'each refresh writes the app once'
+    }
+}

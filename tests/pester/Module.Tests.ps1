@@ -22,6 +22,7 @@ BeforeAll {
         'Set-ClusterApp'
         'Get-ClusterHost'
         'Stop-ClusterHost'
+        'Watch-ClusterApp'
         'Sync-ClusterApp'
         'Export-ClusterApp'
     )
