@@ -40,40 +40,56 @@ internal static class LogStamp
     public static string TextOf(string line) => Parse(line, "", 0, "").Text;
 }
 
-/// <summary>Which line of what a failed process wrote says why it failed, for the one line an error message quotes.</summary>
+/// <summary>Which lines of what a failed process wrote say why it failed, for the error message to quote.</summary>
 internal static partial class ErrorOutput
 {
     /// <summary>
-    /// The first line that names an error ('Error: listen EADDRINUSE: address already in use 127.0.0.1:3000',
-    /// 'TypeError: x is not a function'); failing that, the first line that is not part of a stack trace, a source
-    /// excerpt, a warning or Node's version footer; null when there is none.
+    /// The first line that is not part of a stack trace, a quoted source line, a warning or Node's version footer
+    /// (what the app said: 'refusing to start: no DATABASE_URL', or Node's 'Error: listen EADDRINUSE: address already
+    /// in use 127.0.0.1:3000'), and after it the first line that names an error ('TypeError: x is not a function'),
+    /// when that is another one. Empty when there is none.
     /// </summary>
-    public static string? FirstMeaningfulLine(IEnumerable<string> lines)
+    public static IReadOnlyList<string> MeaningfulLines(IEnumerable<string> lines)
     {
-        string? fallback = null;
+        string? first = null;
+        bool excerpt = false; // Node quotes the source line under a 'file:line' header
         foreach (string raw in lines)
         {
             string line = raw.Trim();
-            if (ErrorLine().IsMatch(line))
+            bool quoted = excerpt;
+            excerpt = Location().IsMatch(line);
+            if (line.Length == 0 || quoted || excerpt || (Noise().IsMatch(line) && !ErrorLine().IsMatch(line)))
             {
-                return line;
+                continue;
             }
 
-            if (fallback is null && line.Length > 0 && !Noise().IsMatch(line))
+            if (first is null)
             {
-                fallback = line;
+                first = line;
+                if (ErrorLine().IsMatch(line))
+                {
+                    return new[] { line };
+                }
+            }
+            else if (ErrorLine().IsMatch(line))
+            {
+                return new[] { first, line };
             }
         }
 
-        return fallback;
+        return first is null ? Array.Empty<string>() : new[] { first };
     }
 
     // Error: ..., TypeError: ..., Error [ERR_MODULE_NOT_FOUND]: ..., Uncaught SomeException: ...
     [GeneratedRegex(@"^(?:Uncaught\s+)?(?:[A-Z][A-Za-z0-9_$]*)?(?:Error|Exception)(?:\s*\[[^\]]+\])?:\s*\S")]
     private static partial Regex ErrorLine();
 
-    // '    at f (file:1:2)', '^^^', 'node:events:497' or '/app/server.js:12', '(node:42) Warning: ...', 'Node.js v20.11.0',
-    // and the source line Node quotes under the file's name ('throw er; // Unhandled 'error' event').
-    [GeneratedRegex(@"^(?:at\s.*|\^+|\S+:\d+|\(node:\d+\)\s.*|Node\.js v\d.*|throw\s.*|Emitted 'error' event.*|[{}].*)$")]
+    // 'node:events:497', '/app/server.js:12', 'file:///app/server.mjs:12': what Node writes above the source line it quotes.
+    [GeneratedRegex(@"^\S+:\d+$")]
+    private static partial Regex Location();
+
+    // '    at f (file:1:2)', '^^^', '(node:42) Warning: ...', 'Node.js v20.11.0', 'Emitted 'error' event ...', and the
+    // braces and fields of the error object Node prints.
+    [GeneratedRegex(@"^(?:at\s.*|\^+|\(node:\d+\)\s.*|Node\.js v\d.*|Emitted 'error' event.*|[{}].*|\w+: .*,|\[\w+\]: .*)$")]
     private static partial Regex Noise();
 }

@@ -375,9 +375,8 @@ internal sealed class ManagedApp
     {
         IReadOnlyList<string> stderr = LogTail.Read(_paths.ErrorLog(Name, worker.Instance), lines, worker.ErrorLogOffset);
         string rest = $" Get-ClusterAppLog {Name} -Instance {worker.Instance} -Stream Err shows the rest of its output.";
-        return ErrorOutput.FirstMeaningfulLine(stderr.Select(LogStamp.TextOf)) is { } error
-            ? $" Its error output says: \"{Quoted(error)}\"." + rest
-            : rest;
+        IReadOnlyList<string> said = ErrorOutput.MeaningfulLines(stderr.Select(LogStamp.TextOf));
+        return said.Count == 0 ? rest : $" Its error output says: {string.Join(", then ", said.Select(l => $"\"{Quoted(l)}\""))}." + rest;
     }
 
     /// <summary>A line of an app's output as a message quotes it: control characters escaped, at most 400 characters.</summary>

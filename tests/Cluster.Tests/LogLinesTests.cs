@@ -139,7 +139,7 @@ public sealed class LogLinesTests
             "Node.js v20.11.0",
         };
 
-        Assert.Equal("Error: listen EADDRINUSE: address already in use 127.0.0.1:3000", ErrorOutput.FirstMeaningfulLine(stderr));
+        Assert.Equal(new[] { "Error: listen EADDRINUSE: address already in use 127.0.0.1:3000" }, ErrorOutput.MeaningfulLines(stderr));
     }
 
     [Theory]
@@ -147,14 +147,15 @@ public sealed class LogLinesTests
     [InlineData("Error [ERR_MODULE_NOT_FOUND]: Cannot find package 'express'", "(node:42) Warning: something old|Error [ERR_MODULE_NOT_FOUND]: Cannot find package 'express'")]
     [InlineData("refusing to start: no DATABASE_URL", "|refusing to start: no DATABASE_URL|    at somewhere")]
     [InlineData("sh: 1: nothere: not found", "sh: 1: nothere: not found")]
-    public void ErrorOutput_quotes_the_line_that_says_what_went_wrong(string expected, string output)
+    [InlineData("broken: flag present|Error: broken version", "broken: flag present|/srv/app.js:9|  throw new Error('broken version');|  ^||Error: broken version|    at Object.<anonymous> (/srv/app.js:9:9)||Node.js v20.11.0")]
+    public void ErrorOutput_quotes_what_the_app_said_and_the_error_it_ended_with(string expected, string output)
     {
-        Assert.Equal(expected, ErrorOutput.FirstMeaningfulLine(output.Split('|')));
+        Assert.Equal(expected.Split('|'), ErrorOutput.MeaningfulLines(output.Split('|')));
     }
 
     [Fact]
     public void ErrorOutput_of_nothing_said_is_null()
     {
-        Assert.Null(ErrorOutput.FirstMeaningfulLine(new[] { "", "   ", "Node.js v20.11.0" }));
+        Assert.Empty(ErrorOutput.MeaningfulLines(new[] { "", "   ", "Node.js v20.11.0" }));
     }
 }
