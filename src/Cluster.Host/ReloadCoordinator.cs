@@ -25,8 +25,9 @@ internal sealed record ReloadPlan(bool Graceful, TimeSpan ListenTimeout, Retirem
 ///   2. wait until it is ready: it listens, or says 'online' / 'ready', or the listen timeout passes
 ///      (a timeout is not a failure: an app that never listens is normal);
 ///      if it exits first, stop here: the old worker keeps serving and no other instance is touched;
-///   3. put it in place and retire the old worker: disconnect it (no new connections reach it), then
-///      SIGINT / the 'shutdown' message, and a kill after the kill / graceful timeout.
+///   3. put it in place and retire the old worker (ManagedApp.RetireAsync): disconnect it (no new
+///      connections reach it; graceful: the 'shutdown' message first, and the graceful timeout), then SIGINT
+///      and a kill after the kill timeout.
 /// A caller that goes away (Ctrl+C, a closed session) stops the reload between instances, never halfway
 /// through one: the app then says it is partly reloaded, and the next reload completes the job.
 /// Only one reload of an app runs at a time.
