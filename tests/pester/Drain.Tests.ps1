@@ -15,10 +15,10 @@ BeforeAll {
 
     # Starts app.js of the given kind, with a markers folder of its own (MARKERS/<pid>.log: its events in order).
     function Start-DrainApp {
-        param([Parameter(Mandatory)] [string] $Name, [Parameter(Mandatory)] [string] $Kind, [hashtable] $StartParameters = @{})
+        param([Parameter(Mandatory)] [string] $Name, [Parameter(Mandatory)] [string] $Kind, [hashtable] $Environment = @{}, [hashtable] $StartParameters = @{})
         $markers = Join-Path $TestHome "$Name-markers"
         New-Item -ItemType Directory -Path $markers -Force | Out-Null
-        $app = Start-FixtureApp -Path (Join-Path $Fixtures 'app.js') -Name $Name -Environment @{ KIND = $Kind; MARKERS = $markers } -StartParameters $StartParameters
+        $app = Start-FixtureApp -Path (Join-Path $Fixtures 'app.js') -Name $Name -Environment (@{ KIND = $Kind; MARKERS = $markers } + $Environment) -StartParameters $StartParameters
         $app.Status | Should -Be 'Online'
         $app | Add-Member -NotePropertyName Markers -NotePropertyValue $markers -PassThru
     }
@@ -61,9 +61,10 @@ BeforeAll {
             Stop-Process -Id $Client.Process.Id -Force -ErrorAction SilentlyContinue
             throw 'The client did not stop when asked.'
         }
+        $Client.Process.WaitForExit() # and for its redirected output to be written
         $json = Get-Content -Raw -Path $Client.Output -ErrorAction SilentlyContinue
         if (-not $json) {
-            throw "The client wrote no result: $(Get-Content -Raw $Client.Errors)"
+            throw "The client wrote no result (exit code $($Client.Process.ExitCode)): $(Get-Content -Raw $Client.Errors)"
         }
         $json | ConvertFrom-Json -AsHashtable
     }
@@ -110,7 +111,8 @@ Describe 'Long-lived connections through reloads' {
         @{ Kind = 'h2' }
         @{ Kind = 'tcp' }
     ) {
-        $app = Start-DrainApp -Name "plain-$Kind" -Kind $Kind
+        # Kept running by a timer: it exits only on a signal, SIGINT here.
+        $app = Start-DrainApp -Name "plain-$Kind" -Kind $Kind -Environment @{ KEEP_ALIVE = '1' }
         $client = Start-DrainClient -Kind $Kind -Port $app.Port
         $oldPids = [System.Collections.Generic.List[int]]::new()
         try {
