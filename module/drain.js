@@ -11,12 +11,13 @@
 //   - HTTP/2 sessions are told GOAWAY at once (a notice: no new streams, please), and closed after the grace
 //     (a final GOAWAY: the streams in flight finish, then the session ends);
 //   - WebSocket connections (upgrades made through an HTTP server) get a close frame, 1001 'going away',
-//     after the grace, and their socket a FIN once the client has answered it;
-//   - sockets of a plain TCP (or TLS) server get a FIN after the grace.
-// A connection is wound down at a boundary: just after the app has written to it (an answer to what the
-// client sent), or, when the app writes nothing, a short while later. A client that waits for each answer
-// before it sends again loses nothing that way. When every connection is gone the server has closed, the
-// cluster disconnect completes and the worker exits.
+//     and their socket a FIN once the client has answered it;
+//   - sockets of a plain TCP (or TLS) server get a FIN.
+// A WebSocket or TCP connection is wound down at a boundary: just after the app's next write to it (an
+// answer to what the client sent), or after the grace when the app writes nothing to it. A client that
+// waits for each answer before it sends again loses nothing that way, and a busy connection moves on at
+// once. When every connection is gone the server has closed, the cluster disconnect completes and the
+// worker exits.
 
 const http = require('node:http');
 const https = require('node:https');
@@ -42,11 +43,9 @@ function patchServer(ServerClass) {
     } finally {
       delete this.closeIdleConnections;
       if (firstClose && typeof closeIdleNow === 'function') {
-        setTimeout(() => {
-          this.closeIdleConnections();
-          windDownWebSockets(this);
-        }, graceMs).unref();
+        setTimeout(() => this.closeIdleConnections(), graceMs).unref();
       }
+      if (firstClose) windDownWebSockets(this);
     }
   };
 }
@@ -68,7 +67,6 @@ if (https.Server !== http.Server) patchServer(https.Server);
 
 const tracked = Symbol('cluster.tracked'); // server -> Set of its sessions (HTTP/2) or sockets (WebSocket, TCP)
 const windingDown = Symbol('cluster.windingDown');
-const boundaryMs = Math.min(250, graceMs);
 const WEBSOCKET_GOING_AWAY = Buffer.from([0x88, 0x02, 0x03, 0xe9]); // FIN + close, 2 bytes: 1001
 const HTTP2_NO_ERROR = 0;
 const HTTP2_LAST_STREAM = 2 ** 31 - 1;
@@ -117,7 +115,7 @@ function isPlainTcp(server, event) {
 }
 
 // Calls wind() on the socket just after the app's next write to it (once the write in progress, which may be
-// a header and a payload, is done), or after boundaryMs when the app writes nothing.
+// a header and a payload, is done), or after the grace when the app writes nothing.
 function atBoundary(socket, wind) {
   if (socket.destroyed || socket[windingDown]) return;
   socket[windingDown] = true;
@@ -141,7 +139,7 @@ function atBoundary(socket, wind) {
     });
     return result;
   };
-  const timer = setTimeout(once, boundaryMs);
+  const timer = setTimeout(once, graceMs);
   timer.unref();
 }
 
@@ -162,7 +160,16 @@ function windDownWebSockets(server) {
   }
 }
 
+// Keeps the worker running while the server's HTTP/2 sessions are open: their sockets do not, and a worker
+// whose server has closed (its IPC channel too) would otherwise exit under the streams in flight.
+function holdWhileOpen(server) {
+  const hold = setInterval(() => {
+    if (!server[tracked] || server[tracked].size === 0) clearInterval(hold);
+  }, 50);
+}
+
 function windDownHttp2(server) {
+  holdWhileOpen(server);
   for (const session of server[tracked] || []) {
     if (!session.closed && !session.destroyed) session.goaway(HTTP2_NO_ERROR, HTTP2_LAST_STREAM);
   }
@@ -174,9 +181,7 @@ function windDownHttp2(server) {
 }
 
 function windDownTcp(server) {
-  setTimeout(() => {
-    for (const socket of server[tracked] || []) atBoundary(socket, () => endSocket(socket));
-  }, graceMs).unref();
+  for (const socket of server[tracked] || []) atBoundary(socket, () => endSocket(socket));
 }
 
 // HTTP/2 and plain TCP servers close through net.Server's close (an HTTP server's has its own patch above).
