@@ -311,10 +311,14 @@ internal sealed class ManagedApp
     }
 
     /// <summary>
-    /// Stops a worker on purpose. In cluster mode it is disconnected, so no new connection reaches it.
-    /// Then, graceful: a kill after the graceful timeout, the 'shutdown' message having gone just before the
-    /// disconnect; plain: time to drain, SIGINT (not on Windows, where it would be TerminateProcess), and a kill
-    /// after the kill timeout.
+    /// Stops a worker on purpose, one step after the other until it has exited:
+    ///   1. graceful: the 'shutdown' message (just before the disconnect, see below);
+    ///   2. cluster mode: the disconnect, so no new connection reaches it (the drain preload then winds down
+    ///      its open connections);
+    ///   3. graceful: the graceful timeout to exit; plain: up to the kill timeout for the disconnect to finish;
+    ///   4. SIGINT (not on Windows, where a signal is TerminateProcess: the IPC steps are all it gets there),
+    ///      and the kill timeout to exit;
+    ///   5. SIGKILL (Windows: terminate the process tree).
     /// </summary>
     public async Task RetireAsync(Worker worker, Retirement how)
     {
@@ -350,19 +354,14 @@ internal sealed class ManagedApp
                 return;
             }
         }
-        else
+        else if (Definition.IsCluster)
         {
-            if (Definition.IsCluster)
-            {
-                await WithinAsync(worker.Disconnected, how.KillTimeout);
-            }
+            await WithinAsync(worker.Disconnected, how.KillTimeout);
+        }
 
-            if (!OperatingSystem.IsWindows() && !worker.HasExited)
-            {
-                primary.Send(new PrimaryCommand { Cmd = PrimaryCommand.Signal, Key = worker.Key, SignalName = "SIGINT" });
-            }
-
-            if (await ExitsWithinAsync(worker, how.KillTimeout))
+        if (!OperatingSystem.IsWindows() || !how.Graceful)
+        {
+            if (await InterruptAsync(primary, worker, how))
             {
                 return;
             }
@@ -371,6 +370,22 @@ internal sealed class ManagedApp
         _log.Warning("Instance {Instance} (pid {Pid}) did not exit in time; killing it", worker.Instance, worker.Pid);
         primary.Send(new PrimaryCommand { Cmd = PrimaryCommand.Signal, Key = worker.Key, SignalName = "SIGKILL" });
         await ExitsWithinAsync(worker, LastWaitForExit);
+    }
+
+    /// <summary>SIGINT where there is one, then the kill timeout to exit. Whether it exited.</summary>
+    private async Task<bool> InterruptAsync(IPrimary primary, Worker worker, Retirement how)
+    {
+        if (!OperatingSystem.IsWindows() && !worker.HasExited)
+        {
+            if (how.Graceful)
+            {
+                _log.Information("Instance {Instance} (pid {Pid}) did not exit within the graceful timeout of {GracefulTimeoutMs} ms; sending SIGINT", worker.Instance, worker.Pid, how.GracefulTimeout.TotalMilliseconds);
+            }
+
+            primary.Send(new PrimaryCommand { Cmd = PrimaryCommand.Signal, Key = worker.Key, SignalName = "SIGINT" });
+        }
+
+        return await ExitsWithinAsync(worker, how.KillTimeout);
     }
 
     /// <summary>Stops the worker of each slot; a slot whose worker is gone is stopped, one whose worker lingers says so.</summary>

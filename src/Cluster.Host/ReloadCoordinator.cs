@@ -30,8 +30,9 @@ internal sealed record ReloadPlan(bool Graceful, TimeSpan ListenTimeout, Retirem
 ///      pass before the new worker takes shared traffic (the health preload holds its listen until then);
 ///      if it fails, the new worker is killed and the reload stops as in 2;
 ///   4. it must stay up for the stability window; if it exits within it, the reload stops as in 2;
-///   5. put it in place and retire the old worker: disconnect it (no new connections reach it), then
-///      SIGINT / the 'shutdown' message, and a kill after the kill / graceful timeout.
+///   5. put it in place and retire the old worker (ManagedApp.RetireAsync): disconnect it (no new
+///      connections reach it; graceful: the 'shutdown' message first, and the graceful timeout), then SIGINT
+///      and a kill after the kill timeout.
 /// A caller that goes away (Ctrl+C, a closed session) stops the reload between instances, never halfway
 /// through one: the app then says it is partly reloaded, and the next reload completes the job.
 /// Only one reload of an app runs at a time.
