@@ -25,6 +25,9 @@
         'Stop-ClusterHost'
         'Sync-ClusterApp'
         'Export-ClusterApp'
+        'Send-ClusterSignal'
+        'Send-ClusterMessage'
+        'Reset-ClusterApp'
     )
     FunctionsToExport     = @()
     AliasesToExport       = @()

@@ -419,7 +419,7 @@ internal sealed class ManagedApp
             ReloadError = partial;
         }
 
-        var retirement = Retirement.Plain(Timeouts.Kill(null, Definition.Spec.KillTimeoutMs));
+        var retirement = Retirement.Plain(Timeouts.Kill(Definition.Spec));
         return Task.WhenAll(unwanted.Select(w => RetireAsync(w, retirement)));
     }
 
@@ -512,7 +512,7 @@ internal sealed class ManagedApp
     private string AppStatus()
     {
         // An instance that crashed for good (too often, or with automatic restart off) makes the app errored.
-        if (_slots.Exists(s => s.State == SlotState.Errored || (s.State == SlotState.Stopped && !Definition.Stopped && s.Current is { HasExited: true, Retiring: false })))
+        if (_slots.Exists(s => s.State == SlotState.Errored || (s.State == SlotState.Stopped && !Definition.Stopped && s.Current is { HasExited: true, Retiring: false } && !EndedWithStopCode(s.Current))))
         {
             return "errored";
         }
@@ -556,17 +556,20 @@ internal sealed class ManagedApp
         }
 
         execArgv.AddRange(spec.NodeArguments);
+        Launch? launch = Definition.IsCluster ? null : Launch.For(spec);
         return new PrimaryCommand
         {
             Cmd = PrimaryCommand.Fork,
             Key = worker.Key,
             App = Name,
             Mode = spec.Mode,
-            Exec = spec.Script,
-            Args = spec.Arguments,
+            Exec = launch?.Exec ?? spec.Script,
+            Args = launch?.Args ?? spec.Arguments,
             ExecArgv = execArgv,
+            Node = launch?.Node,
             Cwd = spec.WorkingDirectory,
-            Env = spec.Environment,
+            Env = EnvironmentOf(spec, worker.Instance),
+            InstanceVariable = spec.InstanceVariable,
             Instance = worker.Instance,
             Out = _paths.OutLog(Name, worker.Instance),
             Err = _paths.ErrorLog(Name, worker.Instance),
@@ -577,6 +580,81 @@ internal sealed class ManagedApp
             Definition = JsonSerializer.Serialize(Saved, HostJson.Default.AppDefinition),
         };
     }
+
+    /// <summary>The environment of one instance: the app's, with -IncrementVariable's number moved on by the instance's.</summary>
+    private static Dictionary<string, string> EnvironmentOf(StartSpec spec, int instance)
+    {
+        if (spec.IncrementVariable is not { } name || !spec.Environment.TryGetValue(name, out string? start)
+            || !long.TryParse(start, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out long first))
+        {
+            return spec.Environment;
+        }
+
+        return new Dictionary<string, string>(spec.Environment, spec.Environment.Comparer)
+        {
+            [name] = (first + instance).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+    }
+
+    // Signals, messages and counters of the running instances
+
+    /// <summary>
+    /// Sends each chosen running instance a command of the primary (a signal, a message); returns the instances it
+    /// went to. An instance the app does not have is an error; one with no running process is left out.
+    /// </summary>
+    public IReadOnlyList<int> Deliver(List<int>? instances, Func<Worker, PrimaryCommand> command)
+    {
+        foreach (int missing in (instances ?? new List<int>()).Where(i => !_slots.Exists(s => s.Instance == i)))
+        {
+            throw new ClusterException(
+                "InstanceNotFound",
+                ErrorCategories.ObjectNotFound,
+                $"'{Name}' has no instance {missing}. Its instances are {string.Join(", ", _slots.Select(s => s.Instance))}.",
+                missing.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        IPrimary? primary = _primary;
+        var reached = new List<int>();
+        foreach (Slot slot in _slots.Where(s => instances is null || instances.Contains(s.Instance)))
+        {
+            if (primary is not null && slot.Current is { HasExited: false, Pid: not null } worker)
+            {
+                primary.Send(command(worker));
+                reached.Add(slot.Instance);
+            }
+        }
+
+        if (reached.Count == 0)
+        {
+            throw new ClusterException(
+                "NoRunningInstance",
+                ErrorCategories.InvalidOperation,
+                $"No {(instances is null ? "instance" : "chosen instance")} of '{Name}' has a running process to send it to. Restart-ClusterApp {Name} starts a stopped app.",
+                Name);
+        }
+
+        return reached;
+    }
+
+    /// <summary>Zeroes every instance's restart counts (Reset-ClusterApp), and tells the primary, which keeps them for a later host.</summary>
+    public void ResetRestarts()
+    {
+        foreach (Slot slot in _slots)
+        {
+            slot.Restarts = 0;
+            slot.UnstableRestarts = 0;
+            if (_primary is { } primary && slot.Current is { HasExited: false } worker)
+            {
+                primary.Send(new PrimaryCommand { Cmd = PrimaryCommand.SetRestarts, Key = worker.Key, Restarts = 0 });
+            }
+        }
+
+        _log.Information("Reset the restart counts of {App}", Name);
+    }
+
+    /// <summary>Whether the worker ended with one of the app's -StopExitCodes: it is stopped, not restarted.</summary>
+    private bool EndedWithStopCode(Worker worker) =>
+        worker is { HasExited: true, ExitSignal: null, ExitCode: { } code } && Definition.Spec.StopExitCodes?.Contains(code) == true;
 
     private IPrimary EnsurePrimary()
     {
@@ -690,6 +768,13 @@ internal sealed class ManagedApp
         {
             Enter(slot, SlotState.Backoff, "its Node primary exited; starting it again");
             _ = RestartAfterAsync(slot, worker, TimeSpan.Zero);
+            return;
+        }
+
+        if (EndedWithStopCode(worker))
+        {
+            _log.Information("Instance {Instance} (pid {Pid}) exited with code {Code}, one of its stop exit codes; it is not restarted", worker.Instance, worker.Pid, worker.ExitCode);
+            Enter(slot, SlotState.Stopped, $"exited with code {worker.ExitCode}, one of its stop exit codes (-StopExitCodes); not restarted");
             return;
         }
 

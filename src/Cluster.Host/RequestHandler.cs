@@ -114,6 +114,12 @@ internal sealed class RequestHandler
                 return await LogsAsync(NameOf(request), Required(request.Logs, "logs"), writer, clientGone).ConfigureAwait(false);
             case CommandNames.HostInfo:
                 return new Frame { Host = HostInfo() };
+            case CommandNames.Signal:
+                return Delivered(await _supervisor.SignalAsync(NameOf(request), Required(request.Deliver, "deliver")).ConfigureAwait(false), request.Deliver!.Instances);
+            case CommandNames.Message:
+                return Delivered(await _supervisor.MessageAsync(NameOf(request), Required(request.Deliver, "deliver")).ConfigureAwait(false), request.Deliver!.Instances);
+            case CommandNames.Reset:
+                return Apps(await _supervisor.ResetAsync(NameOf(request)).ConfigureAwait(false));
             case CommandNames.Shutdown:
                 _log.Information("Shutting down on request: stopping every app");
                 await _supervisor.StopAllAsync().ConfigureAwait(false);
@@ -209,6 +215,19 @@ internal sealed class RequestHandler
     };
 
     private static Frame Apps(AppInfo app) => new() { Apps = new List<AppInfo> { app } };
+
+    /// <summary>The app after a signal or message, and which of its chosen instances had no process to get it.</summary>
+    private static Frame Delivered((AppInfo App, IReadOnlyList<int> Reached) delivered, List<int>? chosen)
+    {
+        Frame reply = Apps(delivered.App);
+        int[] missed = (chosen ?? delivered.App.Instances.Select(i => i.Instance).ToList()).Where(i => !delivered.Reached.Contains(i)).Distinct().ToArray();
+        if (missed.Length > 0)
+        {
+            reply.Warning = $"Instances {string.Join(", ", missed)} of '{delivered.App.Name}' have no running process and got nothing.";
+        }
+
+        return reply;
+    }
 
     private static string NameOf(Request request)
     {

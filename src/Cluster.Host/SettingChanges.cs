@@ -46,6 +46,13 @@ internal static class SettingChanges
         Compare("MaxMemoryRestart", Text(current.MaxMemoryBytes), Text(wanted.MaxMemoryBytes));
         Compare("LogMaxSize", Text(current.LogMaxBytes), Text(wanted.LogMaxBytes));
         Compare("LogFileCount", Text(current.LogFileCount), Text(wanted.LogFileCount));
+
+        // Restart controls, and how each instance is started
+        Compare("StopExitCodes", Codes(current.StopExitCodes), Codes(wanted.StopExitCodes));
+        Compare("CleanEnvironment", Text(current.CleanEnvironment), Text(wanted.CleanEnvironment));
+        Compare("InstanceVariable", current.InstanceVariable, wanted.InstanceVariable);
+        Compare("IncrementVariable", current.IncrementVariable, wanted.IncrementVariable);
+        Compare("Interpreter", current.Interpreter, wanted.Interpreter);
         foreach (string name in current.Environment.Keys.Union(wanted.Environment.Keys, StringComparer.Ordinal).Order(StringComparer.Ordinal))
         {
             bool had = current.Environment.TryGetValue(name, out string? before);
@@ -75,6 +82,8 @@ internal static class SettingChanges
     private static string? Text(long? value) => value?.ToString(CultureInfo.InvariantCulture);
 
     private static string Text(bool value) => value ? "True" : "False";
+
+    private static string? Codes(List<int>? codes) => codes is { Count: > 0 } ? string.Join(" ", codes.Select(c => c.ToString(CultureInfo.InvariantCulture))) : null;
 
     private static string List(IReadOnlyList<string> values) => values.Count == 0 ? "(none)" : string.Join(" ", values.Select(v => v.Contains(' ', StringComparison.Ordinal) ? $"'{v}'" : v));
 }

@@ -23,6 +23,9 @@ BeforeAll {
         'Stop-ClusterHost'
         'Sync-ClusterApp'
         'Export-ClusterApp'
+        'Send-ClusterSignal'
+        'Send-ClusterMessage'
+        'Reset-ClusterApp'
     )
 
     # Runs a command in a fresh 'pwsh -NoProfile'. Under 'dotnet pwsh' this process is dotnet itself.

@@ -108,8 +108,42 @@ namespace Cluster.Commands
         [ValidateRange(0, Limits.MaxLogFileCount)]
         public int LogFileCount { get; set; }
 
+        /// <summary>Exit codes after which an instance is left stopped, with the reason, instead of restarted.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [AllowEmptyCollection]
+        public int[] StopExitCodes { get; set; } = Array.Empty<int>();
+
+        /// <summary>Start the instances without this session's environment: with only the variables -Environment gives.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        public SwitchParameter CleanEnvironment { get; set; }
+
+        /// <summary>The variable that holds each instance's number, in place of NODE_APP_INSTANCE.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ValidateNotNullOrEmpty]
+        public string? InstanceVariable { get; set; }
+
+        /// <summary>A variable of -Environment holding a number that each instance gets increased by its own number (PORT 3000: instance 1 gets 3001).</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ValidateNotNullOrEmpty]
+        public string? IncrementVariable { get; set; }
+
+        /// <summary>What runs the script in fork mode: node, none (the file itself), or a program; by the file's extension when left out.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ValidateNotNullOrEmpty]
+        public string? Interpreter { get; set; }
+
         protected override void ProcessRecord()
         {
+            if (CleanEnvironment && InheritEnvironment)
+            {
+                WriteError(NewError(
+                    "EnvironmentConflict",
+                    ErrorCategory.InvalidArgument,
+                    "-CleanEnvironment starts the instances with none of this session's variables, and -InheritEnvironment with all of them: give one of the two.",
+                    Name ?? Path));
+                return;
+            }
+
             StartSpec spec;
             try
             {

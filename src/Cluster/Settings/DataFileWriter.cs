@@ -89,6 +89,28 @@ namespace Cluster.Settings
             {
                 yield return ("NoAutoRestart", "$true");
             }
+
+            // Restart controls, and how each instance is started
+            if (spec.StopExitCodes is { Count: > 0 } codes)
+            {
+                yield return ("StopExitCodes", "@(" + string.Join(", ", codes.Select(c => Number(c))) + ")");
+            }
+
+            if (spec.CleanEnvironment)
+            {
+                yield return ("CleanEnvironment", "$true");
+            }
+
+            foreach (var (key, value) in new (string, string?)[]
+            {
+                ("InstanceVariable", spec.InstanceVariable), ("IncrementVariable", spec.IncrementVariable), ("Interpreter", spec.Interpreter),
+            })
+            {
+                if (value is not null)
+                {
+                    yield return (key, Quote(value));
+                }
+            }
         }
 
         private static string Quote(string value) => "'" + CodeGeneration.EscapeSingleQuotedStringContent(value) + "'";
