@@ -1,6 +1,5 @@
 using System.Linq;
 using System.Management.Automation;
-using System.Management.Automation.Runspaces;
 using Cluster.Protocol;
 
 namespace Cluster.Commands
@@ -24,12 +23,8 @@ namespace Cluster.Commands
         internal override DeliverySpec? Delivery()
         {
             object value = Message is PSObject wrapped ? wrapped.BaseObject : Message;
-            string? json = InvokeCommand.InvokeScript(
-                $"param($message) ConvertTo-Json -InputObject $message -Depth {MessageDepth} -Compress",
-                false,
-                PipelineResultTypes.Output,
-                null,
-                value).FirstOrDefault()?.BaseObject as string;
+            string? json = ScriptBlock.Create($"param($message) ConvertTo-Json -InputObject $message -Depth {MessageDepth} -Compress")
+                .Invoke(value).FirstOrDefault()?.BaseObject as string;
             if (json is null)
             {
                 ThrowTerminatingError(NewError("InvalidMessage", ErrorCategory.InvalidArgument, "The message could not be written as JSON. Give a string, a number, a hashtable or an object.", Message));
