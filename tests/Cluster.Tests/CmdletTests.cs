@@ -66,7 +66,7 @@ public sealed class CmdletTests
     private static readonly string[] TakeAnAppsName =
     {
         "Get-ClusterApp", "Stop-ClusterApp", "Restart-ClusterApp", "Remove-ClusterApp", "Set-ClusterApp",
-        "Invoke-ClusterReload", "Invoke-ClusterGracefulReload", "Get-ClusterLog",
+        "Invoke-ClusterReload", "Invoke-ClusterGracefulReload", "Get-ClusterAppLog",
         "Send-ClusterSignal", "Send-ClusterMessage", "Reset-ClusterApp",
     };
 
