@@ -30,6 +30,11 @@ internal sealed class ManagedApp
     private AppDefinition _saved;
     private bool _disposed;
 
+    // The scheduled restart: the expression the timer is armed for, and what wakes it when that changes.
+    private static readonly TimeSpan MaxCronWait = TimeSpan.FromHours(1);
+    private TaskCompletionSource _cronChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private string? _cronArmed;
+
     public ManagedApp(AppDefinition definition, IPrimaryLauncher launcher, HostPaths paths, TimeProvider time, ILogger log)
     {
         Definition = definition;
@@ -66,7 +71,14 @@ internal sealed class ManagedApp
     public Task<T> RunAsync<T>(Func<T> work) => _loop.RunAsync(work);
 
     /// <summary>Makes the current definition the one the state file gets.</summary>
-    public void PublishDefinition() => Volatile.Write(ref _saved, Copy(Definition));
+    public void PublishDefinition()
+    {
+        Volatile.Write(ref _saved, Copy(Definition));
+        if (!string.Equals(Definition.Spec.CronRestart, _cronArmed, StringComparison.Ordinal))
+        {
+            CronChanged();
+        }
+    }
 
     /// <summary>
     /// Runs an operation that replaces or stops workers, after the one under way: two never interleave. A
@@ -652,6 +664,59 @@ internal sealed class ManagedApp
         _log.Information("Reset the restart counts of {App}", Name);
     }
 
+    /// <summary>
+    /// Starts the app's scheduled restart (-CronRestart), a timer on the app's loop: each time the expression matches,
+    /// <paramref name="fire"/> runs there, unless the app is stopped or an operation holds it. A new expression re-arms it.
+    /// </summary>
+    public void ScheduleCron(Func<Task> fire) => _loop.Post(() => _ = CronAsync(fire));
+
+    private async Task CronAsync(Func<Task> fire)
+    {
+        while (!_disposed)
+        {
+            TaskCompletionSource changed = _cronChanged;
+            _cronArmed = Definition.Spec.CronRestart;
+            DateTimeOffset now = _time.GetUtcNow();
+            DateTimeOffset? next = _cronArmed is { } expression ? CronExpression.Parse(expression).Next(now, TimeZoneInfo.Local) : null;
+            if (next is null)
+            {
+                await changed.Task;
+                continue;
+            }
+
+            TimeSpan wait = next.Value - now;
+            await Task.WhenAny(changed.Task, Task.Delay(wait < MaxCronWait ? wait : MaxCronWait, _time));
+            if (changed.Task.IsCompleted || _disposed || _time.GetUtcNow() < next.Value)
+            {
+                continue;
+            }
+
+            if (Definition.Stopped || _operation is not null)
+            {
+                _log.Information("The scheduled restart of {App} ({Cron}) is skipped: the app is {State}", Name, _cronArmed, Definition.Stopped ? "stopped" : _operation);
+                continue;
+            }
+
+            try
+            {
+                _log.Information("Scheduled restart of {App} ({Cron})", Name, _cronArmed);
+                await fire();
+            }
+            catch (Exception e) when (e is ClusterException or ObjectDisposedException)
+            {
+                _log.Warning("The scheduled restart of {App} failed: {Message}", Name, e.Message);
+            }
+        }
+    }
+
+    /// <summary>Wakes the cron timer, which arms itself for the expression the definition has now.</summary>
+    private void CronChanged()
+    {
+        TaskCompletionSource changed = _cronChanged;
+        _cronChanged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        changed.TrySetResult();
+    }
+
     /// <summary>Whether the worker ended with one of the app's -StopExitCodes: it is stopped, not restarted.</summary>
     private bool EndedWithStopCode(Worker worker) =>
         worker is { HasExited: true, ExitSignal: null, ExitCode: { } code } && Definition.Spec.StopExitCodes?.Contains(code) == true;
@@ -874,6 +939,7 @@ internal sealed class ManagedApp
     public void Dispose()
     {
         _disposed = true;
+        CronChanged();
         IPrimary? primary = _primary;
         _primary = null;
         primary?.Dispose();

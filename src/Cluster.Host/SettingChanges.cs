@@ -53,6 +53,7 @@ internal static class SettingChanges
         Compare("InstanceVariable", current.InstanceVariable, wanted.InstanceVariable);
         Compare("IncrementVariable", current.IncrementVariable, wanted.IncrementVariable);
         Compare("Interpreter", current.Interpreter, wanted.Interpreter);
+        Compare("CronRestart", current.CronRestart, wanted.CronRestart);
         foreach (string name in current.Environment.Keys.Union(wanted.Environment.Keys, StringComparer.Ordinal).Order(StringComparer.Ordinal))
         {
             bool had = current.Environment.TryGetValue(name, out string? before);

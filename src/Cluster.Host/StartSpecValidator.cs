@@ -115,6 +115,7 @@ internal static class StartSpecValidator
         }
 
         ValidateRestartControls(spec);
+        ValidateCron(spec);
     }
 
     /// <summary>The restart controls and start settings: exit codes, variable names, an increment with a number to start from, the interpreter.</summary>
@@ -160,6 +161,24 @@ internal static class StartSpecValidator
                 "InterpreterNeedsFork",
                 $"'{AppName.Printable(spec.Script)}' runs with {AppName.Printable(Launch.InterpreterOf(spec))}, and only Node scripts run in cluster mode. Start it with -Mode Fork.",
                 "Interpreter");
+        }
+    }
+
+    /// <summary>A -CronRestart expression is one <see cref="CronExpression"/> reads.</summary>
+    private static void ValidateCron(StartSpec spec)
+    {
+        if (spec.CronRestart is not { } expression)
+        {
+            return;
+        }
+
+        try
+        {
+            CronExpression.Parse(expression);
+        }
+        catch (FormatException e)
+        {
+            throw Invalid("InvalidCronExpression", $"-CronRestart '{Display.Printable(expression)}' is not a cron expression: {e.Message}", "CronRestart");
         }
     }
 

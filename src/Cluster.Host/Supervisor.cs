@@ -352,6 +352,11 @@ internal sealed class Supervisor
         });
     }
 
+    /// <summary>A scheduled restart (-CronRestart), on the app's loop: a zero-downtime reload in cluster mode, a restart in fork mode.</summary>
+    private Task CronRestartAsync(ManagedApp app) => app.Definition.IsCluster
+        ? new ReloadCoordinator(_ => Task.CompletedTask, Save).ReloadAsync(app, new ReloadSpec(), CancellationToken.None)
+        : app.ExclusiveAsync(Operations.Restart, false, CancellationToken.None, () => RestartOnLoopAsync(app, Retirement.For(app.Definition, null)));
+
     /// <summary>Zeroes the restart counts of every instance of the app.</summary>
     public Task<AppInfo> ResetAsync(string name)
     {
@@ -726,6 +731,7 @@ internal sealed class Supervisor
 
             var app = new ManagedApp(definition, _launcher, _paths, _time, _log);
             _apps[definition.Name] = app;
+            app.ScheduleCron(() => CronRestartAsync(app));
             return app;
         }
     }

@@ -205,6 +205,9 @@ namespace Cluster.Protocol
 
         /// <summary>What runs the script in fork mode: node, none (the file itself), or a program; by the file's extension when null.</summary>
         public string? Interpreter { get; set; }
+
+        /// <summary>A cron expression: when it matches, the app is reloaded (cluster mode) or restarted (fork mode).</summary>
+        public string? CronRestart { get; set; }
     }
 
     internal sealed class ReloadSpec

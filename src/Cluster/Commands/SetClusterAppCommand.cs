@@ -117,6 +117,11 @@ namespace Cluster.Commands
         [AllowEmptyString]
         public string? Interpreter { get; set; }
 
+        /// <summary>A cron expression for a scheduled reload (restart in fork mode); an empty string for none.</summary>
+        [Parameter]
+        [AllowEmptyString]
+        public string? CronRestart { get; set; }
+
         /// <summary>Reload gracefully: each old instance gets the 'shutdown' message first.</summary>
         [Parameter]
         public SwitchParameter Graceful { get; set; }

@@ -132,6 +132,11 @@ namespace Cluster.Commands
         [ValidateNotNullOrEmpty]
         public string? Interpreter { get; set; }
 
+        /// <summary>A cron expression (5 fields, or 6 with seconds first): when it matches, the app is reloaded (restarted in fork mode).</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ValidateNotNullOrEmpty]
+        public string? CronRestart { get; set; }
+
         protected override void ProcessRecord()
         {
             if (CleanEnvironment && InheritEnvironment)

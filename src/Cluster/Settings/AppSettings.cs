@@ -45,6 +45,7 @@ namespace Cluster.Settings
             ["InstanceVariable"] = typeof(string),
             ["IncrementVariable"] = typeof(string),
             ["Interpreter"] = typeof(string),
+            ["CronRestart"] = typeof(string),
         };
 
         /// <summary>The settings among a cmdlet's bound parameters (switches as $true or $false).</summary>
@@ -193,6 +194,7 @@ namespace Cluster.Settings
             spec.InstanceVariable = settings.ContainsKey("InstanceVariable") ? Text("InstanceVariable") : spec.InstanceVariable;
             spec.IncrementVariable = settings.ContainsKey("IncrementVariable") ? Text("IncrementVariable") : spec.IncrementVariable;
             spec.Interpreter = settings.ContainsKey("Interpreter") ? Text("Interpreter") : spec.Interpreter;
+            spec.CronRestart = settings.ContainsKey("CronRestart") ? Text("CronRestart") : spec.CronRestart;
             if (settings.TryGetValue("CleanEnvironment", out object? clean) && clean is bool wanted && wanted != spec.CleanEnvironment)
             {
                 spec.CleanEnvironment = wanted;
@@ -393,6 +395,7 @@ namespace Cluster.Settings
             InstanceVariable = spec.InstanceVariable,
             IncrementVariable = spec.IncrementVariable,
             Interpreter = spec.Interpreter,
+            CronRestart = spec.CronRestart,
         };
     }
 

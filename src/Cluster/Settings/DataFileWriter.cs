@@ -103,7 +103,7 @@ namespace Cluster.Settings
 
             foreach (var (key, value) in new (string, string?)[]
             {
-                ("InstanceVariable", spec.InstanceVariable), ("IncrementVariable", spec.IncrementVariable), ("Interpreter", spec.Interpreter),
+                ("InstanceVariable", spec.InstanceVariable), ("IncrementVariable", spec.IncrementVariable), ("Interpreter", spec.Interpreter), ("CronRestart", spec.CronRestart),
             })
             {
                 if (value is not null)

@@ -226,6 +226,8 @@ namespace Cluster.Settings
                     case "instance_var": raw["InstanceVariable"] = Text(value, property.Name); break;
                     case "increment_var": raw["IncrementVariable"] = Text(value, property.Name); break;
                     case "interpreter": raw["Interpreter"] = Text(value, property.Name); break;
+                    case "cron_restart":
+                    case "cron": raw["CronRestart"] = Text(value, property.Name); break;
                     default:
                         if (environmentName is not null && property.Name == "env_" + environmentName)
                         {
