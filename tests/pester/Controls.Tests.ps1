@@ -269,6 +269,45 @@ Describe 'The interpreter of a fork-mode script' {
     }
 }
 
+Describe 'Start-ClusterApp -CronRestart' {
+    It 'reloads a cluster-mode app when its expression matches, and Set-ClusterApp turns it off' {
+        $app = Start-TestApp -Script recorder.js -Name cron -Instances 2 -StartParameters @{ CronRestart = '*/3 * * * * *' }
+        try {
+            $before = @($app.Instances.Pid)
+            Wait-Until { @((Get-ClusterApp cron).Instances | Where-Object Generation -GE 2).Count -eq 2 } -TimeoutSeconds 30 -Because 'a scheduled reload every 3 seconds to replace both instances'
+            $after = Get-ClusterApp cron
+            $after.Instances.Pid | ForEach-Object { $_ | Should -Not -BeIn $before }
+            Export-ClusterApp cron | Should -Match "CronRestart = '\*/3 \* \* \* \* \*'"
+
+            Set-ClusterApp cron -CronRestart '' -WarningAction SilentlyContinue
+            Export-ClusterApp cron | Should -Not -Match 'CronRestart'
+        }
+        finally {
+            Remove-ClusterApp cron -Confirm:$false
+        }
+    }
+
+    It 'restarts a fork-mode app when its expression matches' {
+        $records = New-RecordFolder
+        Start-ClusterApp -Path (Join-Path $Fixtures 'recorder.js') -Name croned -Mode Fork -Instances 1 -CronRestart '*/3 * * * * *' -Environment @{ PORT = "$(Get-FreePort)"; RECORD_DIR = $records } -ErrorAction Stop | Out-Null
+        try {
+            Wait-Until { @(Get-Record $records 0 | Where-Object listening).Count -ge 2 } -TimeoutSeconds 30 -Because 'a scheduled restart every 3 seconds to start a second process'
+            $started = @(Get-Record $records 0 | Where-Object listening)
+            $started[0].pid | Should -Not -Be $started[1].pid
+            (Get-Instance croned 0).Generation | Should -BeGreaterOrEqual 2
+        }
+        finally {
+            Remove-ClusterApp croned -Confirm:$false
+        }
+    }
+
+    It 'refuses an expression that is not one' {
+        $failure = Get-ThrownError { Start-ClusterApp -Path (Join-Path $Fixtures 'recorder.js') -Name badcron -CronRestart '61 * * * *' -ErrorAction Stop }
+        $failure.FullyQualifiedErrorId | Should -Be 'StartClusterAppInvalidCronExpression,Cluster.Commands.StartClusterAppCommand'
+        "$failure" | Should -Match 'minute'
+    }
+}
+
 Describe 'Restart controls as settings' {
     It 'are changed by Set-ClusterApp, named in the changes, and read from a PM2 ecosystem file' {
         $base = Get-FreePortPair
