@@ -35,6 +35,13 @@ internal sealed class ManagedApp
     private TaskCompletionSource _cronChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private string? _cronArmed;
 
+    // The watch of the app's folder (-Watch): what it is armed for, and the reload it waits to make.
+    private FolderWatch? _watch;
+    private string? _watchKey;
+    private Func<Task>? _restartOnChange;
+    private DateTimeOffset _lastChange;
+    private bool _watchPending;
+
     public ManagedApp(AppDefinition definition, IPrimaryLauncher launcher, HostPaths paths, TimeProvider time, ILogger log)
     {
         Definition = definition;
@@ -77,6 +84,11 @@ internal sealed class ManagedApp
         if (!string.Equals(Definition.Spec.CronRestart, _cronArmed, StringComparison.Ordinal))
         {
             CronChanged();
+        }
+
+        if (_restartOnChange is not null && !string.Equals(FolderWatch.KeyOf(Definition.Spec), _watchKey, StringComparison.Ordinal))
+        {
+            ArmWatch();
         }
     }
 
@@ -709,6 +721,91 @@ internal sealed class ManagedApp
         }
     }
 
+    /// <summary>
+    /// Starts watching the app's folder when -Watch asks (and again whenever the watch settings change): a change
+    /// reloads the app once no further change has come for the watch delay. <paramref name="restart"/> runs on the loop.
+    /// </summary>
+    public void ScheduleWatch(Func<Task> restart) => _loop.Post(() =>
+    {
+        _restartOnChange = restart;
+        ArmWatch();
+    });
+
+    private void ArmWatch()
+    {
+        _watch?.Dispose();
+        _watch = null;
+        _watchKey = FolderWatch.KeyOf(Definition.Spec);
+        if (_watchKey is null || _disposed)
+        {
+            return;
+        }
+
+        try
+        {
+            _watch = new FolderWatch(FolderWatch.FolderOf(Definition.Spec), Definition.Spec.WatchIgnore ?? new List<string>(), path => _loop.Post(() => OnWatchedChange(path)));
+            _log.Information("Watching {Folder} for changes to {App}", _watch.Folder, Name);
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException or PlatformNotSupportedException)
+        {
+            _log.Error("Cannot watch the folder of {App}: {Message}", Name, e.Message);
+        }
+    }
+
+    /// <summary>A change under the watched folder: the reload waits until the changes stop for the watch delay.</summary>
+    private void OnWatchedChange(string path)
+    {
+        if (_watch is null || _disposed)
+        {
+            return;
+        }
+
+        _lastChange = _time.GetUtcNow();
+        _log.Debug("{Path} changed under the watched folder of {App}", path, Name);
+        if (!_watchPending)
+        {
+            _watchPending = true;
+            _ = RestartAfterChangesAsync();
+        }
+    }
+
+    private async Task RestartAfterChangesAsync()
+    {
+        TimeSpan delay = Definition.Spec.WatchDelayMs is { } ms ? TimeSpan.FromMilliseconds(ms) : FolderWatch.DefaultDelay;
+        try
+        {
+            // Debounced: a save that touches many files, or a build, reloads once.
+            while (_time.GetUtcNow() - _lastChange < delay || _operation is not null)
+            {
+                TimeSpan quiet = delay - (_time.GetUtcNow() - _lastChange);
+                await Task.Delay(quiet > TimeSpan.Zero ? quiet : delay, _time);
+                if (_watch is null || _disposed)
+                {
+                    return;
+                }
+            }
+        }
+        finally
+        {
+            _watchPending = false;
+        }
+
+        if (Definition.Stopped || _restartOnChange is null)
+        {
+            return;
+        }
+
+        try
+        {
+            _log.Information("Files of {App} changed; reloading it", Name);
+            await _restartOnChange();
+        }
+        catch (Exception e) when (e is ClusterException or ObjectDisposedException)
+        {
+            _log.Warning("The reload of {App} after its files changed failed: {Message}", Name, e.Message);
+        }
+    }
+
     /// <summary>Wakes the cron timer, which arms itself for the expression the definition has now.</summary>
     private void CronChanged()
     {
@@ -940,6 +1037,8 @@ internal sealed class ManagedApp
     {
         _disposed = true;
         CronChanged();
+        _watch?.Dispose();
+        _watch = null;
         IPrimary? primary = _primary;
         _primary = null;
         primary?.Dispose();

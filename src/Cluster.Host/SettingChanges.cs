@@ -54,6 +54,9 @@ internal static class SettingChanges
         Compare("IncrementVariable", current.IncrementVariable, wanted.IncrementVariable);
         Compare("Interpreter", current.Interpreter, wanted.Interpreter);
         Compare("CronRestart", current.CronRestart, wanted.CronRestart);
+        Compare("Watch", Text(current.Watch), Text(wanted.Watch));
+        Compare("WatchIgnore", current.WatchIgnore is { Count: > 0 } a ? List(a) : null, wanted.WatchIgnore is { Count: > 0 } b ? List(b) : null);
+        Compare("WatchDelay", Text(current.WatchDelayMs), Text(wanted.WatchDelayMs));
         foreach (string name in current.Environment.Keys.Union(wanted.Environment.Keys, StringComparer.Ordinal).Order(StringComparer.Ordinal))
         {
             bool had = current.Environment.TryGetValue(name, out string? before);

@@ -116,6 +116,15 @@ internal static class StartSpecValidator
 
         ValidateRestartControls(spec);
         ValidateCron(spec);
+        if (spec.WatchDelayMs is < 0 or > Timeouts.MaxMilliseconds)
+        {
+            throw Invalid("ValueOutOfRange", $"-WatchDelay must be between 0 and {Timeouts.MaxMilliseconds}; it was {spec.WatchDelayMs}.", "WatchDelay");
+        }
+
+        if (spec.WatchIgnore is { } ignored && (ignored.Count > MaxStopExitCodes || ignored.Exists(p => string.IsNullOrEmpty(p) || p.Contains('\0', StringComparison.Ordinal))))
+        {
+            throw Invalid("InvalidWatchIgnore", $"-WatchIgnore takes at most {MaxStopExitCodes} names or wildcard patterns, none of them empty.", "WatchIgnore");
+        }
     }
 
     /// <summary>The restart controls and start settings: exit codes, variable names, an increment with a number to start from, the interpreter.</summary>

@@ -352,8 +352,8 @@ internal sealed class Supervisor
         });
     }
 
-    /// <summary>A scheduled restart (-CronRestart), on the app's loop: a zero-downtime reload in cluster mode, a restart in fork mode.</summary>
-    private Task CronRestartAsync(ManagedApp app) => app.Definition.IsCluster
+    /// <summary>A scheduled restart (-CronRestart) or one after a watched change (-Watch), on the app's loop: a zero-downtime reload in cluster mode, a restart in fork mode.</summary>
+    private Task ScheduledRestartAsync(ManagedApp app) => app.Definition.IsCluster
         ? new ReloadCoordinator(_ => Task.CompletedTask, Save).ReloadAsync(app, new ReloadSpec(), CancellationToken.None)
         : app.ExclusiveAsync(Operations.Restart, false, CancellationToken.None, () => RestartOnLoopAsync(app, Retirement.For(app.Definition, null)));
 
@@ -731,7 +731,8 @@ internal sealed class Supervisor
 
             var app = new ManagedApp(definition, _launcher, _paths, _time, _log);
             _apps[definition.Name] = app;
-            app.ScheduleCron(() => CronRestartAsync(app));
+            app.ScheduleCron(() => ScheduledRestartAsync(app));
+            app.ScheduleWatch(() => ScheduledRestartAsync(app));
             return app;
         }
     }

@@ -208,6 +208,15 @@ namespace Cluster.Protocol
 
         /// <summary>A cron expression: when it matches, the app is reloaded (cluster mode) or restarted (fork mode).</summary>
         public string? CronRestart { get; set; }
+
+        /// <summary>A change to a file under the script's folder reloads the app (restarts it in fork mode).</summary>
+        public bool Watch { get; set; }
+
+        /// <summary>Names or wildcard patterns of files and folders whose changes do not count, beside node_modules and .git.</summary>
+        public List<string>? WatchIgnore { get; set; }
+
+        /// <summary>Milliseconds without a further change before a watched change reloads the app.</summary>
+        public int? WatchDelayMs { get; set; }
     }
 
     internal sealed class ReloadSpec

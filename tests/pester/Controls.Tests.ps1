@@ -343,3 +343,32 @@ Describe 'Restart controls as settings' {
         }
     }
 }
+
+Describe 'Start-ClusterApp -Watch' {
+    It 'reloads a cluster-mode app with no failed request when a file under its folder changes, and not for node_modules or an ignored file' {
+        $work = Join-Path $TestHome 'watched'
+        New-Item -ItemType Directory -Path (Join-Path $work 'node_modules') -Force | Out-Null
+        Copy-Item (Join-Path $Fixtures 'recorder.js') $work
+        Set-Content (Join-Path $work 'config.json') '{}'
+        $app = Start-TestApp -Script (Join-Path $work 'recorder.js') -Name watched -Instances 2 -StartParameters @{ Watch = $true; WatchDelay = 300; WatchIgnore = '*.log' }
+        try {
+            Set-Content (Join-Path $work 'node_modules/dep.js') 'module.exports = 1;'
+            Set-Content (Join-Path $work 'debug.log') 'ignored'
+            Start-Sleep -Milliseconds 1500 # five times the watch delay
+            @((Get-ClusterApp watched).Instances | Where-Object Generation -GE 2).Count | Should -Be 0 -Because 'node_modules and -WatchIgnore patterns are not watched'
+
+            $load = Start-LoadClient -Port $app.Port
+            Set-Content (Join-Path $work 'config.json') '{ "changed": true }'
+            Wait-Until { @((Get-ClusterApp watched).Instances | Where-Object { $_.Generation -ge 2 -and "$($_.Status)" -eq 'Online' }).Count -eq 2 } -TimeoutSeconds 30 -Because 'the change to reload both instances'
+            $outcome = Stop-LoadClient $load
+
+            $outcome.failed | Should -Be 0 -Because "a watched change reloads without downtime (errors: $($outcome.errors | ConvertTo-Json -Compress))"
+            $outcome.ok | Should -BeGreaterThan 0
+            @((Get-ClusterApp watched).Instances.Generation | Select-Object -Unique) | Should -Be @(2) -Because 'one change, debounced, is one reload'
+            Export-ClusterApp watched | Should -Match 'Watch = \$true'
+        }
+        finally {
+            Remove-ClusterApp watched -Confirm:$false
+        }
+    }
+}

@@ -122,6 +122,20 @@ namespace Cluster.Commands
         [AllowEmptyString]
         public string? CronRestart { get; set; }
 
+        /// <summary>Whether a change under the script's folder reloads the app (-Watch:$false stops watching).</summary>
+        [Parameter]
+        public SwitchParameter Watch { get; set; }
+
+        /// <summary>Names or wildcard patterns whose changes -Watch ignores; an empty list for none but node_modules and .git.</summary>
+        [Parameter]
+        [AllowEmptyCollection]
+        public string[]? WatchIgnore { get; set; }
+
+        /// <summary>Milliseconds without a further change before -Watch reloads.</summary>
+        [Parameter]
+        [ValidateRange(0, 86400000)]
+        public int WatchDelay { get; set; }
+
         /// <summary>Reload gracefully: each old instance gets the 'shutdown' message first.</summary>
         [Parameter]
         public SwitchParameter Graceful { get; set; }

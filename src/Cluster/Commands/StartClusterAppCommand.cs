@@ -137,6 +137,20 @@ namespace Cluster.Commands
         [ValidateNotNullOrEmpty]
         public string? CronRestart { get; set; }
 
+        /// <summary>Reload the app (restart it in fork mode) when a file under its script's folder changes.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        public SwitchParameter Watch { get; set; }
+
+        /// <summary>Names or wildcard patterns of files and folders whose changes -Watch ignores, beside node_modules and .git.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [AllowEmptyCollection]
+        public string[] WatchIgnore { get; set; } = Array.Empty<string>();
+
+        /// <summary>Milliseconds without a further change before -Watch reloads (default 1000).</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
+        public int WatchDelay { get; set; }
+
         protected override void ProcessRecord()
         {
             if (CleanEnvironment && InheritEnvironment)

@@ -46,6 +46,9 @@ namespace Cluster.Settings
             ["IncrementVariable"] = typeof(string),
             ["Interpreter"] = typeof(string),
             ["CronRestart"] = typeof(string),
+            ["Watch"] = typeof(bool),
+            ["WatchIgnore"] = typeof(string[]),
+            ["WatchDelay"] = typeof(int),
         };
 
         /// <summary>The settings among a cmdlet's bound parameters (switches as $true or $false).</summary>
@@ -195,6 +198,13 @@ namespace Cluster.Settings
             spec.IncrementVariable = settings.ContainsKey("IncrementVariable") ? Text("IncrementVariable") : spec.IncrementVariable;
             spec.Interpreter = settings.ContainsKey("Interpreter") ? Text("Interpreter") : spec.Interpreter;
             spec.CronRestart = settings.ContainsKey("CronRestart") ? Text("CronRestart") : spec.CronRestart;
+            spec.Watch = settings.TryGetValue("Watch", out object? watch) && watch is bool watched ? watched : spec.Watch;
+            if (settings.TryGetValue("WatchIgnore", out object? ignore))
+            {
+                spec.WatchIgnore = ignore is string[] patterns && patterns.Length > 0 ? patterns.ToList() : null;
+            }
+
+            spec.WatchDelayMs = settings.TryGetValue("WatchDelay", out object? delay) ? (int?)delay : spec.WatchDelayMs;
             if (settings.TryGetValue("CleanEnvironment", out object? clean) && clean is bool wanted && wanted != spec.CleanEnvironment)
             {
                 spec.CleanEnvironment = wanted;
@@ -396,6 +406,9 @@ namespace Cluster.Settings
             IncrementVariable = spec.IncrementVariable,
             Interpreter = spec.Interpreter,
             CronRestart = spec.CronRestart,
+            Watch = spec.Watch,
+            WatchIgnore = spec.WatchIgnore?.ToList(),
+            WatchDelayMs = spec.WatchDelayMs,
         };
     }
 

@@ -101,6 +101,21 @@ namespace Cluster.Settings
                 yield return ("CleanEnvironment", "$true");
             }
 
+            if (spec.Watch)
+            {
+                yield return ("Watch", "$true");
+            }
+
+            if (spec.WatchIgnore is { Count: > 0 } ignored)
+            {
+                yield return ("WatchIgnore", List(ignored));
+            }
+
+            if (spec.WatchDelayMs is { } watchDelay)
+            {
+                yield return ("WatchDelay", Number(watchDelay));
+            }
+
             foreach (var (key, value) in new (string, string?)[]
             {
                 ("InstanceVariable", spec.InstanceVariable), ("IncrementVariable", spec.IncrementVariable), ("Interpreter", spec.Interpreter), ("CronRestart", spec.CronRestart),

@@ -228,6 +228,9 @@ namespace Cluster.Settings
                     case "interpreter": raw["Interpreter"] = Text(value, property.Name); break;
                     case "cron_restart":
                     case "cron": raw["CronRestart"] = Text(value, property.Name); break;
+                    case "watch": raw["Watch"] = value.ValueKind is JsonValueKind.True or JsonValueKind.False ? value.ValueKind == JsonValueKind.True : throw Wrong("watch", "true or false (Cluster watches the script's folder)"); break;
+                    case "ignore_watch": raw["WatchIgnore"] = Words(value, property.Name); break;
+                    case "watch_delay": raw["WatchDelay"] = Number(value, property.Name); break;
                     default:
                         if (environmentName is not null && property.Name == "env_" + environmentName)
                         {
