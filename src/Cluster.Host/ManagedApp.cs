@@ -755,7 +755,9 @@ internal sealed class ManagedApp
     /// <summary>A change under the watched folder: the reload waits until the changes stop for the watch delay.</summary>
     private void OnWatchedChange(string path)
     {
-        if (_watch is null || _disposed)
+        // The host's own files (logs, state) may be under the app's folder: writing them must not reload the app.
+        string home = Path.TrimEndingDirectorySeparator(_paths.Home) + Path.DirectorySeparatorChar;
+        if (_watch is null || _disposed || path.StartsWith(home, OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal))
         {
             return;
         }

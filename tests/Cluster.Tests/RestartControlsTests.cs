@@ -198,3 +198,43 @@ public sealed class RestartControlsTests : IDisposable
         Environment = new Dictionary<string, string> { ["PATH"] = Environment.GetEnvironmentVariable("PATH") ?? "" },
     };
 }
+
+public sealed class FolderWatchTests : IDisposable
+{
+    private readonly TempFolder _folder = new();
+
+    public void Dispose() => _folder.Dispose();
+
+    [Theory]
+    [InlineData("node_modules/dep/index.js", true)]
+    [InlineData(".git/HEAD", true)]
+    [InlineData("src/node_modules/x.js", true)]
+    [InlineData("debug.log", true)]
+    [InlineData("logs/app.log", true)]
+    [InlineData("tmp", true)]
+    [InlineData("tmp/cache/file", true)]
+    [InlineData("public/uploads/photo.png", true)]
+    [InlineData("public/index.html", false)]
+    [InlineData("app.js", false)]
+    [InlineData("src/config.json", false)]
+    [InlineData("logbook.txt", false)]
+    public void Changes_under_node_modules_git_and_the_ignore_patterns_do_not_count(string relative, bool ignored)
+    {
+        using var watch = new FolderWatch(_folder.Path, new[] { "*.log", "tmp", "public/uploads/*" }, _ => { });
+
+        Assert.Equal(ignored, watch.IsIgnored(relative));
+    }
+
+    [Fact]
+    public void A_watch_is_armed_again_only_when_its_folder_or_patterns_change()
+    {
+        var spec = new StartSpec { Script = _folder.Combine("app.js"), Watch = true };
+        string? key = FolderWatch.KeyOf(spec);
+
+        Assert.NotNull(key);
+        Assert.Equal(key, FolderWatch.KeyOf(new StartSpec { Script = spec.Script, Watch = true, WatchDelayMs = 50 }));
+        Assert.NotEqual(key, FolderWatch.KeyOf(new StartSpec { Script = spec.Script, Watch = true, WatchIgnore = new List<string> { "*.tmp" } }));
+        Assert.Null(FolderWatch.KeyOf(new StartSpec { Script = spec.Script }));
+        Assert.Equal(_folder.Path, FolderWatch.FolderOf(spec));
+    }
+}
