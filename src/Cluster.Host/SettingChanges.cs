@@ -46,6 +46,13 @@ internal static class SettingChanges
         Compare("MaxMemoryRestart", Text(current.MaxMemoryBytes), Text(wanted.MaxMemoryBytes));
         Compare("LogMaxSize", Text(current.LogMaxBytes), Text(wanted.LogMaxBytes));
         Compare("LogFileCount", Text(current.LogFileCount), Text(wanted.LogFileCount));
+        Compare("WaitReady", Text(current.WaitReady), Text(wanted.WaitReady));
+        Compare("HealthCheckPath", Blank(current.HealthCheckPath), Blank(wanted.HealthCheckPath));
+        Compare("HealthCheckCommand", Blank(current.HealthCheckCommand), Blank(wanted.HealthCheckCommand));
+        Compare("HealthCheckTimeout", Text(current.HealthCheckTimeoutMs), Text(wanted.HealthCheckTimeoutMs));
+        Compare("LivenessInterval", Text(current.LivenessIntervalMs), Text(wanted.LivenessIntervalMs));
+        Compare("LivenessFailures", Text(current.LivenessFailures), Text(wanted.LivenessFailures));
+        Compare("StabilityWindow", Text(current.StabilityWindowMs), Text(wanted.StabilityWindowMs));
 
         // Restart controls, and how each instance is started
         Compare("StopExitCodes", Codes(current.StopExitCodes), Codes(wanted.StopExitCodes));
@@ -87,6 +94,7 @@ internal static class SettingChanges
 
     private static string Text(bool value) => value ? "True" : "False";
 
+    private static string? Blank(string? value) => string.IsNullOrEmpty(value) ? null : value;
     private static string? Codes(List<int>? codes) => codes is { Count: > 0 } ? string.Join(" ", codes.Select(c => c.ToString(CultureInfo.InvariantCulture))) : null;
 
     private static string List(IReadOnlyList<string> values) => values.Count == 0 ? "(none)" : string.Join(" ", values.Select(v => v.Contains(' ', StringComparison.Ordinal) ? $"'{v}'" : v));

@@ -49,13 +49,13 @@ public sealed class CmdletCollection : ICollectionFixture<ModuleRunspace>
 [Collection(CmdletCollection.Name)]
 public sealed class CmdletTests
 {
-    private static readonly string[] WriteNoObjects = { "Remove-ClusterApp", "Stop-ClusterHost" };
+    private static readonly string[] WriteNoObjects = { "Remove-ClusterApp", "Stop-ClusterHost", "Unregister-ClusterStartup" };
 
     private static readonly string[] ChangeState =
     {
         "Start-ClusterApp", "Stop-ClusterApp", "Restart-ClusterApp", "Remove-ClusterApp", "Set-ClusterApp",
         "Invoke-ClusterReload", "Invoke-ClusterGracefulReload", "Stop-ClusterHost",
-        "Sync-ClusterApp", "Export-ClusterApp",
+        "Register-ClusterStartup", "Unregister-ClusterStartup", "Sync-ClusterApp", "Export-ClusterApp",
         "Send-ClusterSignal", "Send-ClusterMessage", "Reset-ClusterApp",
     };
 

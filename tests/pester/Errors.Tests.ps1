@@ -39,7 +39,8 @@ BeforeAll {
         $primaries = @($nodes | Where-Object { ($_.Parent -and $_.Parent.Id -eq $hostPid) -or ($_.CommandLine -and $_.CommandLine.Contains($TestHome)) })
         $primaryIds = @($primaries | ForEach-Object Id)
         $workers = @($nodes | Where-Object { $_.Parent -and $_.Parent.Id -in $primaryIds })
-        @($primaries) + @($workers)
+        # Workers name CLUSTER_HOME too (they preload drain.js from the host's runtime copy in it): each process once.
+        @(@($primaries) + @($workers) | Sort-Object Id -Unique)
     }
 
     function Assert-NothingStarted {

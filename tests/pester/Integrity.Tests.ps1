@@ -201,8 +201,11 @@ Describe 'The environment an app gets and the state file holds' -Skip:$IsWindows
         $app = Start-FixtureApp -Path $EnvDumpScript -Name lasting -Instances 1 -Environment @{ APP_SETTING = 'kept' }
         $before = (Read-SavedApp lasting)[0]['spec']['environment']
 
+        # Stop-ClusterHost leaves the app stopped; the next host starts it again from what was saved.
         Stop-ClusterHost -Confirm:$false
-        Wait-Until { (Get-ClusterApp lasting).Status -eq 'Online' } -TimeoutSeconds 30 -Because "'lasting' to be brought back"
+        (Get-ClusterApp lasting).Status | Should -Be 'Stopped'
+        $null = Restart-ClusterApp lasting
+        Wait-Until { (Get-ClusterApp lasting).Status -eq 'Online' } -TimeoutSeconds 30 -Because "'lasting' to be started again"
 
         $worker = (Get-WorkerEnvironment -Port $app.Port)['env']
         $worker['APP_SETTING'] | Should -Be 'kept'

@@ -193,7 +193,7 @@ Describe 'The host' {
         Wait-Until { -not ($workers | Where-Object { Test-ProcessAlive -Id $_ }) } -Because 'the adopted workers to be retired by the reload'
     }
 
-    It 'Stop-ClusterHost stops the host and every Node process of this CLUSTER_HOME, and the next cmdlet brings the apps back' -Skip:(-not $IsLinux) {
+    It 'Stop-ClusterHost stops the host and every Node process of this CLUSTER_HOME; the next host leaves the apps stopped until Restart-ClusterApp' -Skip:(-not $IsLinux) {
         $lasting = Start-TestApp -Script 'server.js' -Name lasting -Instances 2
         $clusterHost = Get-ClusterHost
         $workers = @($lasting.Instances.Pid)
@@ -213,7 +213,11 @@ Describe 'The host' {
         $back = Get-ClusterApp lasting
         (Get-ClusterHost).Pid | Should -Not -Be $clusterHost.Pid
         $back | Should -Not -BeNullOrEmpty
-        Wait-Until { (Get-ClusterApp lasting).Status -eq 'Online' } -TimeoutSeconds 30 -Because "'lasting' to be brought back online"
+        $back.Status | Should -Be 'Stopped' -Because 'Stop-ClusterHost stopped it on purpose, and a read-only cmdlet started this host'
+        @($back.Instances | Where-Object Pid).Count | Should -Be 0
+
+        Restart-ClusterApp -Name lasting
+        Wait-Until { (Get-ClusterApp lasting).Status -eq 'Online' } -TimeoutSeconds 30 -Because "'lasting' to be started again"
         $pids = @((Get-ClusterApp lasting).Instances.Pid)
         $pids.Count | Should -Be 2
         Get-AnsweringPid -Port $lasting.Port -ExpectedPid $pids | Should -Be @($pids | Sort-Object)

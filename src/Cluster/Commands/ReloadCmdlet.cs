@@ -15,6 +15,11 @@ namespace Cluster.Commands
         [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
         public int ListenTimeout { get; set; }
 
+        /// <summary>Milliseconds each new instance must stay up after it is ready before its predecessor is retired (default: the app's -StabilityWindow, else 1000).</summary>
+        [Parameter]
+        [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
+        public int StabilityWindow { get; set; }
+
         /// <summary>How many instances are replaced at once (default 1).</summary>
         [Parameter]
         [ValidateRange(1, Limits.MaxInstances)]
@@ -56,6 +61,7 @@ namespace Cluster.Commands
                 {
                     Graceful = Graceful,
                     ListenTimeoutMs = Bound(nameof(ListenTimeout)),
+                    StabilityWindowMs = Bound(nameof(StabilityWindow)),
                     Parallel = Parallel,
                     Wait = Wait,
                     Instances = Instance?.ToList(),
