@@ -939,9 +939,7 @@ internal sealed class ManagedApp
     /// <summary>A change under the watched folder: the reload waits until the changes stop for the watch delay.</summary>
     private void OnWatchedChange(string path)
     {
-        // The host's own files (logs, state) may be under the app's folder: writing them must not reload the app.
-        string home = Path.TrimEndingDirectorySeparator(_paths.Home) + Path.DirectorySeparatorChar;
-        if (_watch is null || _disposed || path.StartsWith(home, OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal))
+        if (_watch is null || _disposed || IsHostFile(path))
         {
             return;
         }
@@ -953,6 +951,18 @@ internal sealed class ManagedApp
             _watchPending = true;
             _ = RestartAfterChangesAsync();
         }
+    }
+
+    /// <summary>
+    /// Whether a path is one of the host's own files (its state, its log, the instances' logs, its runtime), which may
+    /// be under the app's folder: writing them must not reload the app.
+    /// </summary>
+    private bool IsHostFile(string path)
+    {
+        StringComparison comparison = OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+        bool Under(string? folder) => folder is not null && path.StartsWith(Path.TrimEndingDirectorySeparator(folder) + Path.DirectorySeparatorChar, comparison);
+        return string.Equals(Path.GetDirectoryName(path), Path.TrimEndingDirectorySeparator(_paths.Home), comparison)
+            || Under(_paths.Logs) || Under(_paths.Runtime) || Under(_paths.Primaries) || Under(_paths.SocketFolder);
     }
 
     private async Task RestartAfterChangesAsync()

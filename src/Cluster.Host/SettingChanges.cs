@@ -82,6 +82,12 @@ internal static class SettingChanges
         return changes;
     }
 
+    /// <summary>Settings only the host acts on (when an instance is restarted, what is watched): changing them replaces no instance.</summary>
+    public static readonly IReadOnlyList<string> HostSide = new[] { "StopExitCodes", "CronRestart", "Watch", "WatchIgnore", "WatchDelay" };
+
+    /// <summary>Whether only settings the host alone acts on change, which an update saves without replacing anything.</summary>
+    public static bool OnlyHostSide(IReadOnlyList<SettingChange> changes) => changes.All(c => HostSide.Contains(c.Setting));
+
     /// <summary>Whether only the instance count changes, which a scale does without replacing anything.</summary>
     public static bool OnlyInstances(IReadOnlyList<SettingChange> changes) => changes.All(c => c.Setting == Instances);
 

@@ -188,6 +188,20 @@ internal sealed class Supervisor
             return (await ScaleAsync(name, wanted.Instances).ConfigureAwait(false), changes);
         }
 
+        if (SettingChanges.OnlyHostSide(changes))
+        {
+            // What the host alone does with them (when to restart, what to watch): no instance needs replacing.
+            _log.Information("Updating {App} without replacing an instance: {Settings}", app.Name, string.Join(", ", changes.Select(c => c.Setting)));
+            AppInfo kept = await OnLoopAsync(app, Operations.Update, a =>
+            {
+                StartSpec before = a.Definition.Spec;
+                StartSpec staged = CopyOf(wanted);
+                ChangeDefinition(a, d => d.Spec = staged, d => d.Spec = before);
+                return Task.FromResult(a.Snapshot(_metrics));
+            }).ConfigureAwait(false);
+            return (kept, changes);
+        }
+
         _log.Information("Updating {App}: {Settings}", app.Name, string.Join(", ", changes.Select(c => c.Setting)));
         StartSpec staged = CopyOf(wanted);
         staged.Instances = current.Spec.Instances;

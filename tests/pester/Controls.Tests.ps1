@@ -331,9 +331,12 @@ Describe 'Restart controls as settings' {
             $exported | Should -Match 'CleanEnvironment = \$true'
             (Sync-ClusterApp -Path $ecosystem).Action | Should -Be 'Unchanged'
 
+            $pids = @((Get-ClusterApp eco).Instances.Pid)
+
             Set-ClusterApp eco -StopExitCodes 3, 9 -WarningAction SilentlyContinue
 
             Export-ClusterApp eco | Should -Match 'StopExitCodes = @\(3, 9\)'
+            @((Get-ClusterApp eco).Instances.Pid) | Should -Be $pids -Because 'the host alone acts on stop exit codes: no instance needs replacing'
             $plan = Sync-ClusterApp -Path $ecosystem -WhatIf:$false -WarningAction SilentlyContinue
             $plan.Action | Should -Not -Be 'Unchanged'
             $plan.Changes.Setting | Should -Contain 'StopExitCodes'
