@@ -143,6 +143,24 @@ public sealed class RestartControlsTests : IDisposable
         }
 
         Assert.Equal("3", changes.Single(c => c.Setting == "StopExitCodes").To);
+        Assert.False(SettingChanges.OnlyHostSide(changes), "an instance variable is the instances' own: they are replaced");
+    }
+
+    [Fact]
+    public void Stop_exit_codes_a_cron_expression_and_watch_settings_change_no_instance()
+    {
+        StartSpec before = ForkSpec("app.js");
+        StartSpec after = ForkSpec("app.js");
+        after.StopExitCodes = new List<int> { 3 };
+        after.CronRestart = "0 3 * * *";
+        after.Watch = true;
+        after.WatchIgnore = new List<string> { "*.log" };
+        after.WatchDelayMs = 200;
+
+        IReadOnlyList<SettingChange> changes = SettingChanges.Between(before, after);
+
+        Assert.Equal(5, changes.Count);
+        Assert.True(SettingChanges.OnlyHostSide(changes));
     }
 
     [Fact]
