@@ -1,5 +1,7 @@
 using System.Linq;
 using System.Management.Automation;
+using System.Management.Automation.Runspaces;
+using Cluster.Fleet;
 using Cluster.Protocol;
 
 namespace Cluster.Commands
@@ -7,6 +9,7 @@ namespace Cluster.Commands
     /// <summary>What plain and graceful reload share: the rolling replacement of every instance, one app at a time.</summary>
     public abstract class ReloadCmdlet : AppNameCmdlet
     {
+        private readonly FleetNames _fleetNames = new FleetNames();
         private volatile string? _reloading;
         private bool _warningsShown = true;
 
@@ -34,6 +37,16 @@ namespace Cluster.Commands
         [Parameter]
         public SwitchParameter Wait { get; set; }
 
+        /// <summary>Reload the apps on these machines (PSSession objects, from New-PSSession), one machine after the other; the first machine that fails stops the rollout.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public PSSession[]? Session { get; set; }
+
+        /// <summary>With -Session: how many machines are reloaded at once (default 1).</summary>
+        [Parameter]
+        [ValidateRange(1, 1000)]
+        public int MaxParallelMachines { get; set; } = 1;
+
         internal abstract bool Graceful { get; }
 
         internal abstract void AddTimeouts(ReloadSpec spec);
@@ -50,6 +63,12 @@ namespace Cluster.Commands
 
         protected override void ProcessRecord()
         {
+            if (Session is not null)
+            {
+                _fleetNames.Add(Name);
+                return;
+            }
+
             foreach (string name in Names)
             {
                 if (!ShouldProcess(name, Graceful ? "Reload every instance gracefully" : "Reload every instance"))
@@ -80,6 +99,18 @@ namespace Cluster.Commands
                 {
                     _reloading = null;
                 }
+            }
+        }
+
+        /// <summary>With -Session, the apps of the whole pipeline roll together: each machine reloads them all before the next one starts.</summary>
+        protected override void EndProcessing()
+        {
+            if (Session is not null && _fleetNames.Any)
+            {
+                var fleet = new FleetRunner(this);
+                fleet.SetRemote("Confirm", false);
+                fleet.SetRemote(nameof(Name), _fleetNames.All);
+                fleet.Roll(Session, MaxParallelMachines, $"{(Graceful ? "Reload gracefully" : "Reload")} {string.Join(", ", _fleetNames.All)}", _ => true);
             }
         }
 

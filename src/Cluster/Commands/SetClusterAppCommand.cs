@@ -1,6 +1,8 @@
 using System.Collections;
 using System.Linq;
 using System.Management.Automation;
+using System.Management.Automation.Runspaces;
+using Cluster.Fleet;
 using Cluster.Protocol;
 using Cluster.Settings;
 
@@ -174,6 +176,18 @@ namespace Cluster.Commands
         [Parameter]
         public SwitchParameter Graceful { get; set; }
 
+        /// <summary>Change the apps on these machines (PSSession objects, from New-PSSession), one machine after the other; the first machine that fails stops the rollout.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public PSSession[]? Session { get; set; }
+
+        /// <summary>With -Session: how many machines are changed at once (default 1).</summary>
+        [Parameter]
+        [ValidateRange(1, 1000)]
+        public int MaxParallelMachines { get; set; } = 1;
+
+        private readonly FleetNames _fleetNames = new FleetNames();
+
         protected override string Action => "Apply " + string.Join(", ", Given().Keys.Cast<string>().OrderBy(k => k, System.StringComparer.Ordinal));
 
         internal override Request? RequestFor(string name)
@@ -204,6 +218,31 @@ namespace Cluster.Commands
             {
                 ThrowTerminatingError(NewError(e.Code, e.Category, e.Message, e.Target, e));
                 throw;
+            }
+        }
+
+        protected override void ProcessRecord()
+        {
+            if (Session is null)
+            {
+                base.ProcessRecord();
+                return;
+            }
+
+            _fleetNames.Add(Name);
+        }
+
+        /// <summary>With -Session, the apps of the whole pipeline roll together: each machine changes them all before the next one starts.</summary>
+        protected override void EndProcessing()
+        {
+            if (Session is not null && _fleetNames.Any)
+            {
+                // The results are asked for in any case, to see that each machine's apps came through.
+                var fleet = new FleetRunner(this);
+                fleet.SetRemote("Confirm", false);
+                fleet.SetRemote(nameof(PassThru), true);
+                fleet.SetRemote(nameof(Name), _fleetNames.All);
+                fleet.Roll(Session, MaxParallelMachines, $"{Action} to {string.Join(", ", _fleetNames.All)}", _ => PassThru);
             }
         }
 
