@@ -58,10 +58,6 @@ internal sealed class RequestHandler
         {
             _requestShutdown();
         }
-        else if (request.Command is not (CommandNames.Ping or CommandNames.List or CommandNames.HostInfo or CommandNames.Definitions))
-        {
-            ReturnFreeMemory();
-        }
     }
 
     /// <summary>Sends a heartbeat every second until the work is done, so that the client's read timeout never trips on a long operation.</summary>
@@ -69,21 +65,13 @@ internal sealed class RequestHandler
     {
         while (!work.IsCompleted)
         {
-            await Task.WhenAny(work, Task.Delay(HeartbeatInterval)).ConfigureAwait(false);
+            await Waits.WithinAsync(work, HeartbeatInterval, TimeProvider.System).ConfigureAwait(false);
             if (!work.IsCompleted && !writer.ClientGone)
             {
                 await writer.WriteAsync(Frame.Beat()).ConfigureAwait(false);
             }
         }
     }
-
-    /// <summary>
-    /// After an operation, a full compacting collection gives the memory it used back to the system. The host's
-    /// heap is small (well under a megabyte), so this costs about a millisecond; left to itself the runtime lets
-    /// the process grow by tens of kilobytes per reload before it collects (measured: 10 to 30 MB over 200).
-    /// </summary>
-    private static void ReturnFreeMemory() =>
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
 
     private async Task<Frame> AnswerAsync(Request request, FrameWriter writer, Task clientGone)
     {
@@ -184,7 +172,7 @@ internal sealed class RequestHandler
             await logs.TailAsync(query.Tail, Send, cancel.Token).ConfigureAwait(false);
             while (query.Follow && !cancel.IsCancellationRequested && !clientGone.IsCompleted)
             {
-                await Task.WhenAny(clientGone, Task.Delay(FollowInterval)).ConfigureAwait(false);
+                await Waits.WithinAsync(clientGone, FollowInterval, TimeProvider.System).ConfigureAwait(false);
                 await logs.ReadNewAsync(Send, cancel.Token).ConfigureAwait(false);
             }
         }

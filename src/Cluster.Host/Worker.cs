@@ -133,8 +133,7 @@ internal sealed class Worker
     public async Task<Readiness> WaitReadyAsync(TimeSpan listenTimeout, TimeProvider time, CancellationToken cancel)
     {
         // No ConfigureAwait(false): on an app's loop, the rest runs on that loop again.
-        Task timeout = Task.Delay(listenTimeout, time, cancel);
-        await Task.WhenAny(_ready.Task, timeout);
+        await Waits.WithinAsync(_ready.Task, listenTimeout, time, cancel);
         cancel.ThrowIfCancellationRequested();
         if (HasExited)
         {
