@@ -12,6 +12,9 @@ internal sealed class RequestHandler
     /// <summary>How often a request in progress tells its client that the host is alive (cmdlets wait 10 s by default).</summary>
     public static readonly TimeSpan HeartbeatInterval = TimeSpan.FromSeconds(1);
 
+    /// <summary>Replies larger than this (only a log tail of many lines is) leave the host with memory to give back.</summary>
+    private const long LargeReplyBytes = 4 * 1024 * 1024;
+
     private readonly Supervisor _supervisor;
     private readonly HostPaths _paths;
     private readonly ILogger _log;
@@ -57,6 +60,14 @@ internal sealed class RequestHandler
         if (request.Command == CommandNames.Shutdown)
         {
             _requestShutdown();
+        }
+        else if (writer.BytesWritten > LargeReplyBytes)
+        {
+            // What a large reply (a long log tail) used is garbage once it is sent, but an idle host allocates too
+            // little to reach the full collection that would give it back (measured: 12 MB kept after tails of
+            // 100,000 lines). Neither a background nor a plain compacting collection returned most of it; an
+            // aggressive one does. After such a reply only: other requests leave the heap to the runtime.
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         }
     }
 
