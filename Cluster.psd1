@@ -5,7 +5,7 @@
     GUID                  = '26af6b61-02a5-4d3f-96db-cfbbb2bd8486'
     Author                = 'Cluster contributors'
     CompanyName           = 'Cluster contributors'
-    Copyright             = '(c) Cluster contributors. All rights reserved.'
+    Copyright             = 'Copyright (c) 2026 The Cluster authors. MIT License.'
     Description           = 'Runs Node.js applications as zero-downtime process clusters from PowerShell: one instance per CPU sharing a port, rolling and graceful reloads, restarts and logs, with typed objects for every app and instance.'
     CompatiblePSEditions  = @('Desktop', 'Core')
     PowerShellVersion     = '5.1'
@@ -17,7 +17,7 @@
         'Stop-ClusterApp'
         'Restart-ClusterApp'
         'Remove-ClusterApp'
-        'Get-ClusterLog'
+        'Get-ClusterAppLog'
         'Invoke-ClusterReload'
         'Invoke-ClusterGracefulReload'
         'Set-ClusterApp'
@@ -25,15 +25,19 @@
         'Stop-ClusterHost'
         'Sync-ClusterApp'
         'Export-ClusterApp'
+        'Register-ClusterStartup'
+        'Unregister-ClusterStartup'
     )
     FunctionsToExport     = @()
     AliasesToExport       = @()
     VariablesToExport     = @()
+    HelpInfoURI           = 'https://github.com/cluster-ps/Cluster/tree/main/docs/en-US'
     PrivateData           = @{
         PSData = @{
-            Tags       = @('nodejs', 'cluster', 'pm2', 'zero-downtime', 'reload', 'process-manager', 'Linux', 'Windows')
+            Tags       = @('nodejs', 'cluster', 'pm2', 'zero-downtime', 'reload', 'process-manager', 'Linux', 'Windows', 'macOS')
             ProjectUri = 'https://github.com/cluster-ps/Cluster'
             LicenseUri = 'https://github.com/cluster-ps/Cluster/blob/main/LICENSE'
+            ReleaseNotes = 'How the module works, its files and its environment variables: Get-Help about_Cluster, or https://github.com/cluster-ps/Cluster/blob/main/docs/en-US/about_Cluster.help.md'
         }
     }
 }

@@ -2,7 +2,7 @@ using Cluster.Protocol;
 
 namespace Cluster.Host;
 
-/// <summary>The files of one host: everything lives under CLUSTER_HOME, apart from the module's own scripts.</summary>
+/// <summary>The files of one host: everything lives under CLUSTER_HOME, its runtime copy included.</summary>
 internal sealed class HostPaths
 {
     public HostPaths(string home, string moduleDirectory)
@@ -13,7 +13,10 @@ internal sealed class HostPaths
 
     public string Home { get; }
 
-    /// <summary>The folder holding primary.js and drain.js.</summary>
+    /// <summary>
+    /// The folder holding primary.js and drain.js: the host's runtime copy (CLUSTER_HOME/runtime/&lt;version&gt;/),
+    /// never the module folder, which may be upgraded or removed under running apps.
+    /// </summary>
     public string ModuleDirectory { get; }
 
     public string Logs => Path.Combine(Home, "logs");
@@ -27,6 +30,9 @@ internal sealed class HostPaths
     /// <summary>The running host's pid, for clients that must name or stop a host that does not answer.</summary>
     public string PidFile => Path.Combine(Home, ClusterHome.HostPidRecord);
 
+    /// <summary>The runtime copies of the host, one folder per version.</summary>
+    public string Runtime => Path.Combine(Home, "runtime");
+
     /// <summary>The private folder of the sockets when CLUSTER_HOME is too long to hold them (null: they are in it).</summary>
     public string? SocketFolder { get; set; }
 
@@ -38,6 +44,9 @@ internal sealed class HostPaths
     public string PrimaryScript => Path.Combine(ModuleDirectory, "primary.js");
 
     public string DrainScript => Path.Combine(ModuleDirectory, "drain.js");
+
+    /// <summary>The preload that holds an app's listen back until its HTTP check passed on a loopback port of its own.</summary>
+    public string HealthScript => Path.Combine(ModuleDirectory, "health.js");
 
     public string OutLog(string app, int instance) => Path.Combine(Logs, $"{app}-{instance}.out.log");
 

@@ -6,7 +6,11 @@ namespace Cluster.Host;
 
 /// <summary>
 /// The Cluster host: started on demand by the module's cmdlets, detached from the session that started it,
-/// one per user and CLUSTER_HOME. Usage: cluster-host --module &lt;module folder&gt; [--home &lt;CLUSTER_HOME&gt;]
+/// one per user and CLUSTER_HOME, from its runtime copy in CLUSTER_HOME/runtime/&lt;version&gt;/. Usage:
+/// cluster-host --module &lt;folder of primary.js and drain.js&gt; [--home &lt;CLUSTER_HOME&gt;] [--foreground]
+/// With --foreground (as a service manager runs it) the host stays in the session it was given, and a SIGTERM
+/// ends the host alone: the apps go on serving and the next host takes them back, so a restart of the service
+/// costs no app a request.
 /// </summary>
 internal static partial class Program
 {
@@ -21,17 +25,19 @@ internal static partial class Program
     {
         string? home = null;
         string? module = null;
-        for (int i = 0; i + 1 < args.Length; i += 2)
+        bool foreground = false;
+        for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
             {
-                case "--home": home = args[i + 1]; break;
-                case "--module": module = args[i + 1]; break;
+                case "--home" when i + 1 < args.Length: home = args[++i]; break;
+                case "--module" when i + 1 < args.Length: module = args[++i]; break;
+                case "--foreground": foreground = true; break;
                 default: return Usage();
             }
         }
 
-        if (module is null || args.Length % 2 != 0)
+        if (module is null)
         {
             return Usage();
         }
@@ -63,7 +69,11 @@ internal static partial class Program
 
         using FileStream lockHeld = hostLock;
 
-        DetachFromTerminal();
+        if (!foreground)
+        {
+            DetachFromTerminal();
+        }
+
         Log.Logger = new LoggerConfiguration()
             .WriteTo.File(
                 paths.HostLog,
@@ -81,7 +91,7 @@ internal static partial class Program
 
         try
         {
-            return await RunAsync(paths).ConfigureAwait(false);
+            return await RunAsync(paths, foreground).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -136,7 +146,7 @@ internal static partial class Program
         stream.Write(System.Text.Encoding.ASCII.GetBytes(text));
     }
 
-    private static async Task<int> RunAsync(HostPaths paths)
+    private static async Task<int> RunAsync(HostPaths paths, bool foreground)
     {
         if (!OperatingSystem.IsWindows() && File.Exists(paths.Endpoint))
         {
@@ -144,7 +154,13 @@ internal static partial class Program
         }
 
         using var stop = new CancellationTokenSource();
-        using PosixSignalRegistration term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+        bool leaveAppsRunning = false;
+        using PosixSignalRegistration term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
+        {
+            c.Cancel = true;
+            leaveAppsRunning = foreground;
+            stop.Cancel();
+        });
         using PosixSignalRegistration hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => c.Cancel = true);
         using PosixSignalRegistration interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
 
@@ -152,7 +168,9 @@ internal static partial class Program
             PrimaryPool.ForNode(paths, Log.Logger), paths, new StateStore(paths.StateFile), TimeProvider.System, Log.Logger, Environment.ProcessorCount);
         var handler = new RequestHandler(supervisor, paths, Log.Logger, () => stop.Cancel());
         var server = new ControlServer(paths.Endpoint, handler, Log.Logger);
-        Log.Information("Cluster host {Version} started: pid {Pid}, home {Home}, endpoint {Endpoint}", RequestHandler.Version, Environment.ProcessId, paths.Home, paths.Endpoint);
+        Log.Information(
+            "Cluster host {Version} started: pid {Pid}, home {Home}, endpoint {Endpoint}, running from {Runtime}{Mode}",
+            RequestHandler.Version, Environment.ProcessId, paths.Home, paths.Endpoint, AppContext.BaseDirectory, foreground ? " in the foreground" : "");
 
         // Every saved app is registered (and running workers taken back) before the first request is answered;
         // instances that must be started again go on starting in the background.
@@ -162,6 +180,18 @@ internal static partial class Program
         await bringingBack.ConfigureAwait(false);
         await serving.ConfigureAwait(false);
         await watchingMemory.ConfigureAwait(false);
+        if (handler.HandoverRequested)
+        {
+            Log.Information("Cluster host {Pid} handed over; its apps go on serving for the newer host", Environment.ProcessId);
+            return 0;
+        }
+
+        if (leaveAppsRunning && !handler.ShutdownRequested)
+        {
+            Log.Information("Cluster host {Pid} stopped by SIGTERM in the foreground; its apps go on serving for the next host", Environment.ProcessId);
+            return 0;
+        }
+
         await supervisor.StopAllAsync().ConfigureAwait(false);
         Log.Information("Cluster host {Pid} stopped", Environment.ProcessId);
         return 0;
@@ -197,7 +227,7 @@ internal static partial class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("Usage: cluster-host --module <module folder> [--home <CLUSTER_HOME>]. The Cluster module starts the host itself.");
+        Console.Error.WriteLine("Usage: cluster-host --module <folder of primary.js and drain.js> [--home <CLUSTER_HOME>] [--foreground]. The Cluster module starts the host itself; Register-ClusterStartup writes a service that runs it in the foreground.");
         return ExitUsage;
     }
 }

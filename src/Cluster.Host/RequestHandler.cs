@@ -29,6 +29,12 @@ internal sealed class RequestHandler
         _requestShutdown = requestShutdown;
     }
 
+    /// <summary>Whether the host stops because a client asked it to (Stop-ClusterHost).</summary>
+    public bool ShutdownRequested { get; private set; }
+
+    /// <summary>Whether the host exits to let a newer host take over its apps, which it leaves running.</summary>
+    public bool HandoverRequested { get; private set; }
+
     public static string Version =>
         typeof(RequestHandler).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
@@ -59,6 +65,12 @@ internal sealed class RequestHandler
 
         if (request.Command == CommandNames.Shutdown)
         {
+            ShutdownRequested = true;
+            _requestShutdown();
+        }
+        else if (request.Command == CommandNames.Handover)
+        {
+            HandoverRequested = true;
             _requestShutdown();
         }
         else if (writer.BytesWritten > LargeReplyBytes)
@@ -113,9 +125,12 @@ internal sealed class RequestHandler
                 return await LogsAsync(NameOf(request), Required(request.Logs, "logs"), writer, clientGone).ConfigureAwait(false);
             case CommandNames.HostInfo:
                 return new Frame { Host = HostInfo() };
+            case CommandNames.Handover:
+                _log.Information("Handing over to a newer host: leaving every app running for it to take back");
+                return new Frame { Host = HostInfo() };
             case CommandNames.Shutdown:
-                _log.Information("Shutting down on request: stopping every app");
-                await _supervisor.StopAllAsync().ConfigureAwait(false);
+                _log.Information("Shutting down on request: stopping every app, which stays stopped until it is started again");
+                await _supervisor.StopAllAsync(keepStopped: true).ConfigureAwait(false);
                 return new Frame { Host = HostInfo() };
             default:
                 throw new ClusterException(
@@ -205,6 +220,7 @@ internal sealed class RequestHandler
         AppCount = _supervisor.Count,
         MemoryBytes = Environment.WorkingSet,
         StateProblem = _supervisor.StateHealth.Problem,
+        Runtime = Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory),
     };
 
     private static Frame Apps(AppInfo app) => new() { Apps = new List<AppInfo> { app } };

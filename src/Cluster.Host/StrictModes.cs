@@ -68,6 +68,20 @@ internal static partial class StrictModes
             }
         }
 
+        // The runtime copies hold what the host and every primary run: no one else may have put or changed them.
+        if (TryStat(paths.Runtime, followLink: false) is not null)
+        {
+            EnsureFolder(paths.Runtime, followLink: false);
+            foreach (string copy in System.IO.Directory.EnumerateDirectories(paths.Runtime))
+            {
+                CheckFile(copy);
+                foreach (string file in System.IO.Directory.EnumerateFileSystemEntries(copy))
+                {
+                    CheckFile(file);
+                }
+            }
+        }
+
         return warnings;
     }
 

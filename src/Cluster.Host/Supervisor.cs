@@ -355,22 +355,32 @@ internal sealed class Supervisor
             return 0;
         }
 
+        await ReplaceAsync(app, over);
+        return over.Length;
+    }
+
+    /// <summary>
+    /// On the app's loop: replaces instances that are unwell (over their memory limit, failing their liveness
+    /// check): a cluster instance by a reload of it alone, so no request is lost; a fork-mode one by a restart.
+    /// </summary>
+    private async Task ReplaceAsync(ManagedApp app, IReadOnlyList<int> instances)
+    {
         if (app.Definition.IsCluster)
         {
-            var spec = new ReloadSpec { Instances = over.ToList() };
+            var spec = new ReloadSpec { Instances = instances.ToList() };
             await new ReloadCoordinator(_ => Task.CompletedTask, Save).ReloadAsync(app, spec, CancellationToken.None);
-            return over.Length;
+            return;
         }
 
-        return await app.ExclusiveAsync(Operations.Replace, false, CancellationToken.None, async () =>
+        await app.ExclusiveAsync(Operations.Replace, false, CancellationToken.None, async () =>
         {
-            foreach (Slot slot in app.Slots.Where(s => over.Contains(s.Instance)).ToArray())
+            foreach (Slot slot in app.Slots.Where(s => instances.Contains(s.Instance)).ToArray())
             {
                 await app.RetireSlotsAsync(new[] { slot }, Retirement.Plain(Timeouts.Kill(null, app.Definition.Spec.KillTimeoutMs)));
                 await app.StartInstancesAsync(new[] { slot.Instance }, slot.Generation, countRestart: true);
             }
 
-            return over.Length;
+            return 0;
         });
     }
 
@@ -561,18 +571,20 @@ internal sealed class Supervisor
     }
 
     /// <summary>
-    /// Stops every app (their definitions stay saved, so the next host brings them back). Called by the
-    /// shutdown request and again as the host exits: every call awaits the one stop.
+    /// Stops every app. Called by the shutdown request (Stop-ClusterHost), which also saves every app as stopped so
+    /// that the next host, whatever starts it, leaves them stopped; and as the host exits for any other reason
+    /// (a signal, the machine going down), which saves nothing, so the next host brings back what was running.
+    /// Every call awaits the one stop.
     /// </summary>
-    public Task StopAllAsync()
+    public Task StopAllAsync(bool keepStopped = false)
     {
         lock (_apps)
         {
-            return _stopAll ??= StopEveryAppAsync();
+            return _stopAll ??= StopEveryAppAsync(keepStopped);
         }
     }
 
-    private async Task StopEveryAppAsync()
+    private async Task StopEveryAppAsync(bool keepStopped)
     {
         ManagedApp[] apps;
         lock (_apps)
@@ -582,10 +594,20 @@ internal sealed class Supervisor
 
         await Task.WhenAll(apps.Select(app => app.RunAsync(() => app.ExclusiveAsync(Operations.Stop, false, CancellationToken.None, async () =>
         {
+            if (keepStopped && !app.Definition.Stopped)
+            {
+                app.Definition.Stopped = true;
+                app.PublishDefinition();
+            }
+
             await app.RetireSlotsAsync(app.Slots.ToArray(), Retirement.Plain(Timeouts.Kill(null, app.Definition.Spec.KillTimeoutMs)));
             app.Dispose();
             return 0;
         })))).ConfigureAwait(false);
+        if (keepStopped)
+        {
+            TrySave();
+        }
     }
 
     public ManagedApp Find(string name)
@@ -647,7 +669,7 @@ internal sealed class Supervisor
         "InstanceExited",
         ErrorCategories.InvalidResult,
         $"Instance {worker.Instance} of '{app.Name}' {ManagedApp.DescribeExit(worker)} before it was ready, {consequence}. "
-            + "Check the script and its arguments; Get-ClusterLog shows its output." + app.ErrorOutputSuffix(worker),
+            + "Check the script and its arguments; Get-ClusterAppLog shows its output." + app.ErrorOutputSuffix(worker),
         app.Name);
 
     private ManagedApp Register(AppDefinition definition)
@@ -664,6 +686,7 @@ internal sealed class Supervisor
             }
 
             var app = new ManagedApp(definition, _launcher, _paths, _time, _log);
+            app.ReplaceInstances = instances => ReplaceAsync(app, instances);
             _apps[definition.Name] = app;
             return app;
         }

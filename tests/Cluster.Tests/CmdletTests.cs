@@ -49,13 +49,13 @@ public sealed class CmdletCollection : ICollectionFixture<ModuleRunspace>
 [Collection(CmdletCollection.Name)]
 public sealed class CmdletTests
 {
-    private static readonly string[] WriteNoObjects = { "Remove-ClusterApp", "Stop-ClusterHost" };
+    private static readonly string[] WriteNoObjects = { "Remove-ClusterApp", "Stop-ClusterHost", "Unregister-ClusterStartup" };
 
     private static readonly string[] ChangeState =
     {
         "Start-ClusterApp", "Stop-ClusterApp", "Restart-ClusterApp", "Remove-ClusterApp", "Set-ClusterApp",
         "Invoke-ClusterReload", "Invoke-ClusterGracefulReload", "Stop-ClusterHost",
-        "Sync-ClusterApp", "Export-ClusterApp",
+        "Register-ClusterStartup", "Unregister-ClusterStartup", "Sync-ClusterApp", "Export-ClusterApp",
     };
 
     /// <summary>Export-ClusterApp writes a deployment file's text, or the file it wrote.</summary>
@@ -65,7 +65,7 @@ public sealed class CmdletTests
     private static readonly string[] TakeAnAppsName =
     {
         "Get-ClusterApp", "Stop-ClusterApp", "Restart-ClusterApp", "Remove-ClusterApp", "Set-ClusterApp",
-        "Invoke-ClusterReload", "Invoke-ClusterGracefulReload", "Get-ClusterLog",
+        "Invoke-ClusterReload", "Invoke-ClusterGracefulReload", "Get-ClusterAppLog",
     };
 
     private readonly ModuleRunspace _module;

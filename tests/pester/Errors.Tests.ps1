@@ -39,7 +39,8 @@ BeforeAll {
         $primaries = @($nodes | Where-Object { ($_.Parent -and $_.Parent.Id -eq $hostPid) -or ($_.CommandLine -and $_.CommandLine.Contains($TestHome)) })
         $primaryIds = @($primaries | ForEach-Object Id)
         $workers = @($nodes | Where-Object { $_.Parent -and $_.Parent.Id -in $primaryIds })
-        @($primaries) + @($workers)
+        # Workers name CLUSTER_HOME too (they preload drain.js from the host's runtime copy in it): each process once.
+        @(@($primaries) + @($workers) | Sort-Object Id -Unique)
     }
 
     function Assert-NothingStarted {
@@ -175,7 +176,7 @@ Describe 'Cmdlets given an app that does not exist' {
         @{ Command = 'Stop-ClusterApp'; ErrorId = 'StopClusterAppAppNotFound,Cluster.Commands.StopClusterAppCommand' }
         @{ Command = 'Restart-ClusterApp'; ErrorId = 'RestartClusterAppAppNotFound,Cluster.Commands.RestartClusterAppCommand' }
         @{ Command = 'Remove-ClusterApp'; ErrorId = 'RemoveClusterAppAppNotFound,Cluster.Commands.RemoveClusterAppCommand' }
-        @{ Command = 'Get-ClusterLog'; ErrorId = 'GetClusterLogAppNotFound,Cluster.Commands.GetClusterLogCommand' }
+        @{ Command = 'Get-ClusterAppLog'; ErrorId = 'GetClusterAppLogAppNotFound,Cluster.Commands.GetClusterAppLogCommand' }
     ) {
         $parameters = @{ Name = 'no-such-app'; ErrorVariable = 'failures'; ErrorAction = 'SilentlyContinue' }
         if ($Command -eq 'Remove-ClusterApp') { $parameters.Confirm = $false }

@@ -201,8 +201,11 @@ Describe 'The environment an app gets and the state file holds' -Skip:$IsWindows
         $app = Start-FixtureApp -Path $EnvDumpScript -Name lasting -Instances 1 -Environment @{ APP_SETTING = 'kept' }
         $before = (Read-SavedApp lasting)[0]['spec']['environment']
 
+        # Stop-ClusterHost leaves the app stopped; the next host starts it again from what was saved.
         Stop-ClusterHost -Confirm:$false
-        Wait-Until { (Get-ClusterApp lasting).Status -eq 'Online' } -TimeoutSeconds 30 -Because "'lasting' to be brought back"
+        (Get-ClusterApp lasting).Status | Should -Be 'Stopped'
+        $null = Restart-ClusterApp lasting
+        Wait-Until { (Get-ClusterApp lasting).Status -eq 'Online' } -TimeoutSeconds 30 -Because "'lasting' to be started again"
 
         $worker = (Get-WorkerEnvironment -Port $app.Port)['env']
         $worker['APP_SETTING'] | Should -Be 'kept'
@@ -317,8 +320,8 @@ Describe 'Environment names, request sizes and what one request may ask' {
     }
 
     It 'caps -Tail and -LogFileCount in the cmdlets at the same limits' {
-        (Get-ThrownError { Get-ClusterLog steady -Tail 100001 -ErrorAction Stop }).FullyQualifiedErrorId |
-            Should -Be 'ParameterArgumentValidationError,Cluster.Commands.GetClusterLogCommand'
+        (Get-ThrownError { Get-ClusterAppLog steady -Tail 100001 -ErrorAction Stop }).FullyQualifiedErrorId |
+            Should -Be 'ParameterArgumentValidationError,Cluster.Commands.GetClusterAppLogCommand'
         (Get-ThrownError { Start-ClusterApp $ServerScript -Name capped -LogFileCount 1001 -ErrorAction Stop }).FullyQualifiedErrorId |
             Should -Be 'ParameterArgumentValidationError,Cluster.Commands.StartClusterAppCommand'
         Assert-HostStillServes

@@ -15,7 +15,7 @@ BeforeAll {
         'Stop-ClusterApp'
         'Restart-ClusterApp'
         'Remove-ClusterApp'
-        'Get-ClusterLog'
+        'Get-ClusterAppLog'
         'Invoke-ClusterReload'
         'Invoke-ClusterGracefulReload'
         'Set-ClusterApp'
@@ -23,6 +23,8 @@ BeforeAll {
         'Stop-ClusterHost'
         'Sync-ClusterApp'
         'Export-ClusterApp'
+        'Register-ClusterStartup'
+        'Unregister-ClusterStartup'
     )
 
     # Runs a command in a fresh 'pwsh -NoProfile'. Under 'dotnet pwsh' this process is dotnet itself.
@@ -58,6 +60,22 @@ Describe 'The built module manifest' {
         $Manifest.CompatiblePSEditions | Should -Be @('Desktop', 'Core')
         $Manifest.PowerShellVersion | Should -Be '5.1'
     }
+
+    It 'links the licence, the project, the online help and about_Cluster' {
+        $data = $Manifest.PrivateData.PSData
+        $data.LicenseUri | Should -Match '^https://.+/LICENSE$'
+        $data.ProjectUri | Should -Match '^https://'
+        $Manifest.HelpInfoURI | Should -Match '^https://'
+        $data.ReleaseNotes | Should -Match 'about_Cluster'
+        $Manifest.Copyright | Should -Match 'MIT'
+    }
+
+    It 'shares no command name with the FailoverClusters module, but for Get-ClusterLog, which is being renamed' {
+        # Get-ClusterLog is to become Get-ClusterAppLog; every other name must be free of the clash already.
+        $failoverClusters = Get-Content (Join-Path $PSScriptRoot '../fixtures/module/failoverclusters-commands.txt') | Where-Object { $_ -and $_ -notlike '#*' }
+        $failoverClusters.Count | Should -BeGreaterThan 100
+        @($Manifest.CmdletsToExport | Where-Object { $_ -in $failoverClusters -and $_ -ne 'Get-ClusterLog' }) | Should -BeNullOrEmpty
+    }
 }
 
 Describe 'The built module folder' {
@@ -71,22 +89,22 @@ Describe 'The built module folder' {
         Get-ChildItem -Path $ModuleFolder -Recurse -Filter 'System.Management.Automation.dll' | Should -BeNullOrEmpty
     }
 
+    It 'ships the MIT licence' {
+        $license = Join-Path $ModuleFolder 'LICENSE'
+        $license | Should -Exist
+        Get-Content -Raw $license | Should -Match 'MIT License'
+    }
+
     It 'ships the Node primary and the drain preload' {
         Join-Path $ModuleFolder 'primary.js' | Should -Exist
         Join-Path $ModuleFolder 'drain.js' | Should -Exist
     }
 
-    It 'ships a host' {
-        $native = Join-Path $ModuleFolder ($IsWindows ? 'host/cluster-host.exe' : 'host/cluster-host')
-        $frameworkDependent = Join-Path $ModuleFolder 'host/cluster-host.dll'
+    It 'ships a host for this platform, or a framework-dependent one' {
+        $rid = [System.Runtime.InteropServices.RuntimeInformation]::RuntimeIdentifier
+        $native = Join-Path $ModuleFolder "hosts/$rid/$($IsWindows ? 'cluster-host.exe' : 'cluster-host')"
+        $frameworkDependent = Join-Path $ModuleFolder 'hosts/portable/cluster-host.dll'
         ((Test-Path $native) -or (Test-Path $frameworkDependent)) | Should -BeTrue
-    }
-
-    It 'ships a native host that is executable' -Skip:$IsWindows {
-        $native = Join-Path $ModuleFolder 'host/cluster-host'
-        if (Test-Path $native) {
-            (Get-Item $native).UnixFileMode.HasFlag([IO.UnixFileMode]::UserExecute) | Should -BeTrue
-        }
     }
 }
 

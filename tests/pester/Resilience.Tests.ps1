@@ -193,7 +193,7 @@ Describe 'The host' {
         Wait-Until { -not ($workers | Where-Object { Test-ProcessAlive -Id $_ }) } -Because 'the adopted workers to be retired by the reload'
     }
 
-    It 'Stop-ClusterHost stops the host and every Node process of this CLUSTER_HOME, and the next cmdlet brings the apps back' -Skip:(-not $IsLinux) {
+    It 'Stop-ClusterHost stops the host and every Node process of this CLUSTER_HOME; the next host leaves the apps stopped until Restart-ClusterApp' -Skip:(-not $IsLinux) {
         $lasting = Start-TestApp -Script 'server.js' -Name lasting -Instances 2
         $clusterHost = Get-ClusterHost
         $workers = @($lasting.Instances.Pid)
@@ -213,7 +213,11 @@ Describe 'The host' {
         $back = Get-ClusterApp lasting
         (Get-ClusterHost).Pid | Should -Not -Be $clusterHost.Pid
         $back | Should -Not -BeNullOrEmpty
-        Wait-Until { (Get-ClusterApp lasting).Status -eq 'Online' } -TimeoutSeconds 30 -Because "'lasting' to be brought back online"
+        $back.Status | Should -Be 'Stopped' -Because 'Stop-ClusterHost stopped it on purpose, and a read-only cmdlet started this host'
+        @($back.Instances | Where-Object Pid).Count | Should -Be 0
+
+        Restart-ClusterApp -Name lasting
+        Wait-Until { (Get-ClusterApp lasting).Status -eq 'Online' } -TimeoutSeconds 30 -Because "'lasting' to be started again"
         $pids = @((Get-ClusterApp lasting).Instances.Pid)
         $pids.Count | Should -Be 2
         Get-AnsweringPid -Port $lasting.Port -ExpectedPid $pids | Should -Be @($pids | Sort-Object)
@@ -396,7 +400,7 @@ Describe 'Instance logs' {
         $numbers.Count | Should -Be (3000 - $numbers[0] + 1)
     }
 
-    It 'Get-ClusterLog -Follow streams a line written after it started, until stopped' {
+    It 'Get-ClusterAppLog -Follow streams a line written after it started, until stopped' {
         $app = Start-TestApp -Script 'server.js' -Name followed -Instances 1
         $marker = "followed-line-$([guid]::NewGuid().ToString('n'))"
         $shell = [powershell]::Create()
@@ -408,10 +412,10 @@ Describe 'Instance logs' {
             $null = $shell.AddScript({
                     param($ModulePath)
                     Import-Module $ModulePath
-                    Get-ClusterLog -Name followed -Follow -Tail 1
+                    Get-ClusterAppLog -Name followed -Follow -Tail 1
                 }).AddArgument($env:CLUSTER_MODULE_PATH)
             $invocation = $shell.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]::new(), $output)
-            Wait-Until { $output.Count -ge 1 } -Because 'Get-ClusterLog -Follow to write the last line before it follows'
+            Wait-Until { $output.Count -ge 1 } -Because 'Get-ClusterAppLog -Follow to write the last line before it follows'
             @(Get-Streamed | Where-Object { $_.Text -eq $marker }) | Should -BeNullOrEmpty
 
             $null = Invoke-TestRequest -Port $app.Port -Path "/say?text=$marker"

@@ -1,6 +1,9 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
+using System.Linq;
+using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Threading;
@@ -72,13 +75,22 @@ namespace Cluster.Client
 
         public static HostConnection? TryConnect() => TryConnect(Home);
 
-        public static HostConnection Connect(CancellationToken cancel)
+        /// <summary>
+        /// A connection to the host of CLUSTER_HOME, started if none runs. Versions are exchanged first: a host older
+        /// than this module is asked to hand over (it exits, leaving its apps running, and the host started here takes
+        /// them back), unless <paramref name="handOver"/> is false; a newer host is used as it is, with a warning.
+        /// </summary>
+        public static HostConnection Connect(CancellationToken cancel, TimeSpan readTimeout, Action<string>? warn = null, bool handOver = true)
         {
             string home = Home;
             HostConnection? connection = TryConnect(home);
             if (connection is not null)
             {
-                return connection;
+                connection = Handshake(home, connection, readTimeout, warn, handOver);
+                if (connection is not null)
+                {
+                    return connection;
+                }
             }
 
             using Process host = Start(home);
@@ -112,6 +124,102 @@ namespace Cluster.Client
                 $"The Cluster host did not answer within {StartTimeout.TotalSeconds} seconds of starting. Its log is {ClusterHome.HostLogOf(home)}.");
         }
 
+        /// <summary>
+        /// Asks the host its version (on the connection given, which it disposes). Returns a new connection to use, or
+        /// null when there is no host any more: an older one handed over and exited, or the host went away. A host
+        /// that does not answer in time throws <see cref="HostNotRespondingException"/>, one that answers with
+        /// something else than a frame <see cref="HostProtocolException"/>, as the request itself would.
+        /// </summary>
+        private static HostConnection? Handshake(string home, HostConnection probe, TimeSpan readTimeout, Action<string>? warn, bool handOver)
+        {
+            HostInfo? running;
+            using (probe)
+            {
+                running = Ask(probe, new Request { Command = CommandNames.HostInfo }, readTimeout)?.Host;
+            }
+
+            string mine = ModuleVersion;
+            int order = CompareVersions(running?.Version, mine);
+            if (running is not null && order > 0)
+            {
+                warn?.Invoke(
+                    $"The Cluster host of {home} is version {running.Version}, newer than this module ({mine}). This session goes on with it, "
+                    + $"but a newer host may refuse what this module asks or answer with less; import Cluster {running.Version} (Import-Module Cluster -RequiredVersion {running.Version}) to match it.");
+            }
+
+            if (running is null || order >= 0 || !handOver)
+            {
+                return TryConnect(home);
+            }
+
+            HostConnection? asking = TryConnect(home);
+            if (asking is null)
+            {
+                return null;
+            }
+
+            Frame? reply;
+            using (asking)
+            {
+                reply = Ask(asking, new Request { Command = CommandNames.Handover }, readTimeout);
+            }
+
+            if (reply?.Host is null)
+            {
+                string why = reply?.Error?.Message ?? "it did not answer";
+                warn?.Invoke(
+                    $"The Cluster host of {home} is version {running.Version}, older than this module ({mine}), and cannot hand its apps over ({why}). "
+                    + $"This session goes on with the older host; to move the apps to the host of {mine}, run Stop-ClusterHost and then Restart-ClusterApp for each app.");
+                return TryConnect(home);
+            }
+
+            WaitForExit(reply.Host.Pid, home);
+            return null;
+        }
+
+        /// <summary>Sends one request and reads its frames to the last; null if the host closed the connection first.</summary>
+        private static Frame? Ask(HostConnection connection, Request request, TimeSpan readTimeout)
+        {
+            try
+            {
+                connection.ReadTimeout = readTimeout;
+                connection.Send(request);
+                while (connection.Read() is { } frame)
+                {
+                    if (frame.Done)
+                    {
+                        return frame;
+                    }
+                }
+            }
+            catch (Exception e) when (e is IOException || e is ObjectDisposedException)
+            {
+            }
+
+            return null;
+        }
+
+        private static void WaitForExit(int pid, string home)
+        {
+            try
+            {
+                using Process old = Process.GetProcessById(pid);
+                if (!old.WaitForExit((int)StartTimeout.TotalMilliseconds))
+                {
+                    throw new HostUnavailableException(
+                        $"The Cluster host (pid {pid}) agreed to hand over to this module's host but had not exited {StartTimeout.TotalSeconds} seconds later. Its log is {Path.Combine(home, "logs", "host.log")}.");
+                }
+            }
+            catch (ArgumentException)
+            {
+                // It has exited already.
+            }
+        }
+
+        /// <summary>Negative when <paramref name="host"/> is older than <paramref name="module"/>; 0 when either is not a version.</summary>
+        internal static int CompareVersions(string? host, string module) =>
+            Version.TryParse(host ?? "", out Version? left) && Version.TryParse(module, out Version? right) ? left.CompareTo(right) : 0;
+
         private static HostConnection? TryConnect(string home)
         {
             string? endpoint = ClusterHome.FindEndpoint(home);
@@ -125,7 +233,7 @@ namespace Cluster.Client
         }
 
         /// <summary>Creates CLUSTER_HOME owner only (the host refuses one that others may write to).</summary>
-        private static void CreateHome(string home)
+        internal static void CreateHome(string home)
         {
             if (Directory.Exists(home))
             {
@@ -142,37 +250,55 @@ namespace Cluster.Client
             {
                 Directory.CreateDirectory(home);
             }
-            else if (mkdir(home, Convert.ToUInt32("700", 8)) != 0 && !Directory.Exists(home))
+            else if (Posix.mkdir(home, Posix.OwnerOnlyFolder) != 0 && !Directory.Exists(home))
             {
                 throw new HostUnavailableException($"Could not create CLUSTER_HOME {home} (error {Marshal.GetLastWin32Error()}).");
             }
         }
 
-        [DllImport("libc", SetLastError = true)]
-        private static extern int mkdir([MarshalAs(UnmanagedType.LPStr)] string path, uint mode);
+        /// <summary>The module's version (the host's runtime copy is named for it).</summary>
+        public static string ModuleVersion =>
+            (typeof(HostLauncher).Assembly.GetCustomAttributes(typeof(AssemblyInformationalVersionAttribute), false).FirstOrDefault() as AssemblyInformationalVersionAttribute)
+                ?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
-        private static Process Start(string home)
+        /// <summary>
+        /// The host's command line: its runtime copy in CLUSTER_HOME (made on first use unless only planned), told to
+        /// take the Node primary and the drain preload from that copy too. A framework-dependent host runs under dotnet.
+        /// </summary>
+        internal static IReadOnlyList<string> HostCommand(string home, bool foreground, bool create = true)
         {
             string moduleDirectory = ModuleDirectory;
-            string hostDirectory = Path.Combine(moduleDirectory, "host");
-            string native = Path.Combine(hostDirectory, RuntimeInformation.IsOSPlatform(OSPlatform.Windows) ? "cluster-host.exe" : "cluster-host");
-            string managed = Path.Combine(hostDirectory, "cluster-host.dll");
-            string arguments = Quote("--module") + " " + Quote(moduleDirectory) + " " + Quote("--home") + " " + Quote(home);
-            ProcessStartInfo start;
-            if (File.Exists(native))
+            HostBinary binary = HostBinary.Locate(moduleDirectory);
+            string runtime;
+            if (create)
             {
-                start = new ProcessStartInfo(native, arguments);
-            }
-            else if (File.Exists(managed))
-            {
-                start = new ProcessStartInfo("dotnet", Quote(managed) + " " + arguments);
+                CreateHome(home);
+                runtime = HostRuntime.Ensure(home, ModuleVersion, binary, moduleDirectory);
             }
             else
             {
-                throw new HostUnavailableException($"The Cluster host is missing from the module folder ({hostDirectory}). Reinstall or rebuild the module.");
+                runtime = HostRuntime.Plan(home, ModuleVersion, binary, moduleDirectory);
             }
 
-            CreateHome(home);
+            var command = new List<string>();
+            if (!binary.IsNative)
+            {
+                command.Add("dotnet");
+            }
+
+            command.AddRange(new[] { Path.Combine(runtime, binary.Entry), "--module", runtime, "--home", home });
+            if (foreground)
+            {
+                command.Add("--foreground");
+            }
+
+            return command;
+        }
+
+        private static Process Start(string home)
+        {
+            IReadOnlyList<string> command = HostCommand(home, foreground: false);
+            var start = new ProcessStartInfo(command[0], string.Join(" ", command.Skip(1).Select(Quote)));
             // The host must not hold on to this session's console or pipes: it outlives the session.
             start.UseShellExecute = false;
             start.CreateNoWindow = true;
@@ -183,7 +309,14 @@ namespace Cluster.Client
             // A small gen0 budget (the default is sized by the CPU cache, 20 MB and more here): memory a burst of
             // connections or requests used goes back to where it was instead of staying at the budget.
             start.Environment["DOTNET_GCgen0size"] = "200000"; // hexadecimal: 2 MB
-            return Process.Start(start) ?? throw new HostUnavailableException("The Cluster host could not be started.");
+            try
+            {
+                return Process.Start(start) ?? throw new HostUnavailableException("The Cluster host could not be started.");
+            }
+            catch (System.ComponentModel.Win32Exception e)
+            {
+                throw new HostUnavailableException($"The Cluster host {command[0]} could not be started: {e.Message}", "HostStartFailed", command[0]);
+            }
         }
 
         /// <summary>Quotes one argument for a command line (the rules of CommandLineToArgvW, which .NET also parses by).</summary>

@@ -22,9 +22,9 @@ namespace Cluster.Commands
         private readonly object _connectionLock = new object();
 
         /// <summary>The error id prefix: the cmdlet's name without its dash (StartClusterApp).</summary>
-        protected string ErrorIdPrefix => MyInvocation.MyCommand.Name.Replace("-", "");
+        protected internal string ErrorIdPrefix => MyInvocation.MyCommand.Name.Replace("-", "");
 
-        protected CancellationToken Cancel => _cancel.Token;
+        protected internal CancellationToken Cancel => _cancel.Token;
 
         protected override void BeginProcessing() => _cancel = new CancellationTokenSource();
 
@@ -72,7 +72,7 @@ namespace Cluster.Commands
             return new ErrorRecord(new ClusterOperationException(error.Message, error.Code), ErrorIdPrefix + error.Code, category, error.Target);
         }
 
-        protected ErrorRecord NewError(string code, ErrorCategory category, string message, object? target, Exception? inner = null) =>
+        protected internal ErrorRecord NewError(string code, ErrorCategory category, string message, object? target, Exception? inner = null) =>
             new ErrorRecord(new ClusterOperationException(message, code, inner), ErrorIdPrefix + code, category, target);
 
         /// <summary>
@@ -160,9 +160,11 @@ namespace Cluster.Commands
             }
 
             TimeSpan timeout = ReadTimeout();
-            HostConnection connection = Connect();
+            HostConnection? connection = null;
             try
             {
+                // Stopping the host is no reason to hand its apps over to a newer one first.
+                connection = Connect(timeout, handOver: request.Command != CommandNames.Shutdown);
                 connection.ReadTimeout = timeout;
                 connection.Send(json);
                 while (true)
@@ -211,7 +213,7 @@ namespace Cluster.Commands
                     _connection = null;
                 }
 
-                connection.Dispose();
+                connection?.Dispose();
             }
         }
 
@@ -228,16 +230,24 @@ namespace Cluster.Commands
             }
         }
 
-        private HostConnection Connect()
+        private HostConnection Connect(TimeSpan timeout, bool handOver)
         {
             HostConnection connection;
             try
             {
-                connection = HostLauncher.Connect(Cancel);
+                connection = HostLauncher.Connect(Cancel, timeout, WriteWarning, handOver);
             }
             catch (HostUnavailableException e)
             {
-                ErrorCategory category = e.Code == "HostUnsafePath" ? ErrorCategory.SecurityError : ErrorCategory.ConnectionError;
+                ErrorCategory category = e.Code switch
+                {
+                    "HostUnsafePath" => ErrorCategory.SecurityError,
+                    "HostUnsupportedPlatform" => ErrorCategory.NotInstalled,
+                    "HostFilesMissing" => ErrorCategory.NotInstalled,
+                    "HostRuntimeCopyFailed" => ErrorCategory.WriteError,
+                    "HostStartFailed" => ErrorCategory.ResourceUnavailable,
+                    _ => ErrorCategory.ConnectionError,
+                };
                 ThrowTerminatingError(NewError(e.Code, category, e.Message, e.Target ?? HostLauncher.Home, e));
                 throw;
             }

@@ -1,5 +1,20 @@
 namespace Cluster
 {
+    /// <summary>Whose start-up a registration is: the user's (at logon, or at boot with lingering) or the machine's (at boot).</summary>
+    public enum StartupScope
+    {
+        User,
+        System,
+    }
+
+    /// <summary>What starts the host: a systemd unit (Linux), a launchd job (macOS), a Task Scheduler task (Windows).</summary>
+    public enum StartupKind
+    {
+        Systemd,
+        Launchd,
+        ScheduledTask,
+    }
+
     /// <summary>How an app's instances run.</summary>
     public enum AppMode
     {

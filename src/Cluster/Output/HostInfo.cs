@@ -16,6 +16,7 @@ namespace Cluster
             AppCount = info.AppCount;
             MemoryBytes = info.MemoryBytes;
             StateProblem = info.StateProblem;
+            Runtime = info.Runtime;
         }
 
         public int Pid { get; }
@@ -40,5 +41,7 @@ namespace Cluster
         /// backup, apps taken back from their running workers), and what the host did about it; null when nothing is.
         /// </summary>
         public string? StateProblem { get; }
+        /// <summary>The folder the host runs from: its runtime copy, CLUSTER_HOME/runtime/&lt;version&gt;.</summary>
+        public string Runtime { get; }
     }
 }
