@@ -530,7 +530,11 @@ Describe 'A full file system under CLUSTER_HOME' {
         }
         $mount = Join-Path ([IO.Path]::GetTempPath()) ('cl-full-' + [guid]::NewGuid().ToString('n').Substring(0, 6))
         New-Item -ItemType Directory -Path $mount | Out-Null
-        $mounted = & mount -t tmpfs -o 'size=2m,mode=0700' tmpfs $mount 2>&1
+        # Room for the host's runtime copy (CLUSTER_HOME/runtime/<version>) and 2 MB for the state and logs.
+        $hosts = Join-Path (Split-Path $env:CLUSTER_MODULE_PATH) 'hosts'
+        $runtimeBytes = (Get-ChildItem -LiteralPath $hosts -Recurse -File | Measure-Object -Property Length -Sum).Sum
+        $sizeMB = [math]::Ceiling($runtimeBytes / 1MB) + 2
+        $mounted = & mount -t tmpfs -o "size=$($sizeMB)m,mode=0700" tmpfs $mount 2>&1
         if ($LASTEXITCODE) {
             Remove-Item -LiteralPath $mount
             Set-ItResult -Skipped -Because "a tmpfs could not be mounted as CLUSTER_HOME: $mounted"
