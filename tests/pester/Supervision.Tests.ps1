@@ -345,7 +345,8 @@ Describe 'Graceful reload of a fork-mode app' {
         foreach ($oldPid in $oldPids) {
             Test-ProcessAlive -Id $oldPid | Should -BeFalse -Because 'the reload returns once the old process is gone'
             @($lines | Where-Object { $_ -eq "shutdown $oldPid" }).Count | Should -Be 1 -Because "process $oldPid gets the 'shutdown' message once"
-            $killed = @($hostLog -match "\(pid $oldPid\) did not exit in time")
+            # Past the graceful timeout a retiring process gets SIGINT, then, if it lingers, SIGKILL.
+            $killed = @($hostLog -match "\(pid $oldPid\) did not exit (within the graceful timeout|in time)")
             if ($Waits) {
                 $lines | Should -Contain "exit $oldPid" -Because "process $oldPid was given the time to finish its work"
                 $killed | Should -BeNullOrEmpty
