@@ -28,7 +28,7 @@
 // processes it spawns are in that group too. Every signal the host sends a worker goes to its whole group, and
 // when a worker has exited, whatever is left of its group is killed: stopping, retiring or removing an instance
 // ends what it started, after the same grace the instance had. A cluster worker still exits with its primary
-// (through its IPC channel). Windows has no process groups: the final kill there ends the worker's process tree.
+// (through its IPC channel); when the primary dies, the host ends its workers' groups. Windows has no process groups: the final kill there ends the worker's process tree.
 //
 // Workers' stdout and stderr come through pipes and are appended here to the instance's log files, in whole lines,
 // so an old and a new worker of one instance write to the same file, and a file past its size limit is rotated

@@ -1312,13 +1312,7 @@ internal sealed class ManagedApp
         return worker.HasExited;
     }
 
-    private async Task WithinAsync(Task task, TimeSpan timeout)
-    {
-        if (!task.IsCompleted)
-        {
-            await Task.WhenAny(task, Task.Delay(timeout, _time));
-        }
-    }
+    private Task WithinAsync(Task task, TimeSpan timeout) => Waits.WithinAsync(task, timeout, _time);
 
     /// <summary>Ends the app's loop; its primary lease is let go. Runs on the loop, as the app's last work.</summary>
     public void Dispose()
