@@ -29,6 +29,9 @@
         'Export-ClusterApp'
         'Register-ClusterStartup'
         'Unregister-ClusterStartup'
+        'Send-ClusterSignal'
+        'Send-ClusterMessage'
+        'Reset-ClusterApp'
     )
     FunctionsToExport     = @()
     AliasesToExport       = @()

@@ -20,13 +20,18 @@
     Soak   Build, then 100 reloads under load: no failed request, flat host memory, nothing left running.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
+.EXAMPLE
+    dotnet pwsh ./build.ps1 -Task Bench -BenchOnly PrimaryLoss
 #>
 [CmdletBinding()]
 param(
     [ValidateSet('Build', 'Package', 'Test', 'Demo', 'Docs', 'Bench', 'Soak', 'Clean')]
     [string[]] $Task = 'Build',
 
-    [string] $Configuration = 'Release'
+    [string] $Configuration = 'Release',
+
+    # With -Task Bench: only these measures of bench/Invoke-Benchmark.ps1 (its -Only), and no report written.
+    [string[]] $BenchOnly = @()
 )
 
 $ErrorActionPreference = 'Stop'
@@ -655,7 +660,9 @@ function Invoke-DocsTask {
 
 function Invoke-BenchTask {
     if (-not $script:built) { Invoke-BuildTask; $script:built = $true }
-    Invoke-FreshPwsh (Join-Path $RepoRoot 'bench/Invoke-Benchmark.ps1') @('-ModulePath', (Join-Path $ModuleOut 'Cluster.psd1'))
+    $arguments = @('-ModulePath', (Join-Path $ModuleOut 'Cluster.psd1'))
+    if ($BenchOnly) { $arguments += @('-Only', ($BenchOnly -join ',')) }
+    Invoke-FreshPwsh (Join-Path $RepoRoot 'bench/Invoke-Benchmark.ps1') $arguments
 }
 
 function Invoke-SoakTask {

@@ -15,7 +15,9 @@
         RoundRobin and Shared scheduling, and how requests spread across instances;
       - memory: the Cluster host plus its Node primaries vs PM2's God daemon, with 1 and with 5 apps;
       - log tail (Cluster only): Get-ClusterAppLog -Tail 1000 / 10000 / 100000 of a 60 MB log, and the host's RSS
-        before, at its peak and after.
+        before, at its peak and after;
+      - primary loss: SIGKILL of Cluster's Node primary / PM2's God daemon under a paced load (bench/primary-loss.js)
+        -> the first 200 again (bounded at -PrimaryLossBoundSeconds), and the requests that failed meanwhile.
     -Only runs the named measures alone (and writes no report, which would be partial).
     Installs PM2 (into bench/.work/pm2, PM2_HOME bench/.work/pm2-home) and wrk (Debian package) when missing.
     Every process it starts is stopped before it returns. build.ps1 -Task Bench builds the module and runs this.
@@ -23,6 +25,8 @@
     ./bench/Invoke-Benchmark.ps1 -ModulePath ./out/Cluster/Cluster.psd1
 .EXAMPLE
     ./bench/Invoke-Benchmark.ps1 -ModulePath ./out/Cluster/Cluster.psd1 -Only LogTail
+.EXAMPLE
+    ./bench/Invoke-Benchmark.ps1 -ModulePath ./out/Cluster/Cluster.psd1 -Only PrimaryLoss
 #>
 [CmdletBinding()]
 param(
@@ -53,22 +57,39 @@ param(
 
     [ValidateRange(3, 100)] [int] $JlistSamples = 20,
 
-    # Runs only these measures, prints them, and writes no report. All of them when left out.
-    [ValidateSet('ColdStart', 'Memory1', 'Control', 'ThroughputKeepAlive', 'ThroughputClose', 'ReloadTime',
-        'ReloadPm2KeepAlive', 'ReloadClusterKeepAlive', 'ReloadPm2Close', 'ReloadClusterClose', 'Memory5', 'LogTail',
-        'ReloadWebSocket', 'ReloadHttp2')]
+    # Runs only these measures, prints them, and writes no report. All of them when left out. A name may also be
+    # a comma-separated list (what build.ps1 -BenchOnly passes through pwsh -File).
+    [ArgumentCompleter({ 'ColdStart', 'Memory1', 'Control', 'ThroughputKeepAlive', 'ThroughputClose', 'ReloadTime',
+            'ReloadPm2KeepAlive', 'ReloadClusterKeepAlive', 'ReloadPm2Close', 'ReloadClusterClose', 'Memory5', 'LogTail',
+            'ReloadWebSocket', 'ReloadHttp2', 'PrimaryLoss' })]
     [string[]] $Only = @(),
 
-    [ValidateRange(1, 20)] [int] $LogTailSamples = 3
+    [ValidateRange(1, 20)] [int] $LogTailSamples = 3,
+
+    # SIGKILLs of Cluster's Node primary; PM2's daemon is killed at most 3 times (it never comes back).
+    [ValidateRange(1, 20)] [int] $PrimaryLossSamples = 5,
+
+    # How long a kill waits for the app to answer again before it counts as not back.
+    [ValidateRange(2, 60)] [int] $PrimaryLossBoundSeconds = 10
 )
 
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 3.0
 $ProgressPreference = 'SilentlyContinue'
 
+$MeasureNames = @('ColdStart', 'Memory1', 'Control', 'ThroughputKeepAlive', 'ThroughputClose', 'ReloadTime',
+    'ReloadPm2KeepAlive', 'ReloadClusterKeepAlive', 'ReloadPm2Close', 'ReloadClusterClose', 'Memory5', 'LogTail',
+    'ReloadWebSocket', 'ReloadHttp2', 'PrimaryLoss')
+$Only = @($Only | ForEach-Object { $_ -split ',' } | ForEach-Object Trim | Where-Object { $_ })
+$unknown = @($Only | Where-Object { $_ -notin $MeasureNames })
+if ($unknown) {
+    throw "-Only names measures that do not exist: $($unknown -join ', '). The measures are: $($MeasureNames -join ', ')."
+}
+
 $RepoRoot = (Resolve-Path (Join-Path $PSScriptRoot '..')).Path
 $WorkRoot = Join-Path $PSScriptRoot '.work'
 $AppScript = Join-Path $PSScriptRoot 'app.js'
+$PrimaryLossScript = Join-Path $PSScriptRoot 'primary-loss.js'
 $WrkScript = Join-Path $PSScriptRoot 'wrk-summary.lua'
 $LongLivedApp = Join-Path $RepoRoot 'tests/fixtures/drain/app.js'
 $LongLivedClient = Join-Path $RepoRoot 'tests/fixtures/drain/client.js'
@@ -411,6 +432,66 @@ function Start-BenchClusterApp {
         throw "Start-ClusterApp $Name did not bring $InstanceCount instances online."
     }
     Wait-FirstOk "http://127.0.0.1:$Port/"
+}
+
+#endregion
+
+#region Primary loss
+
+# One SIGKILL of -Kill under the paced load of bench/primary-loss.js: {backMs (null when not back), ok, failed, errors}.
+function Invoke-PrimaryLossProbe {
+    param([int] $Port, [int] $Kill, [int[]] $OldPids)
+    $arguments = @($PrimaryLossScript, '--port', "$Port", '--kill', "$Kill", '--old', ($OldPids -join ','),
+        '--concurrency', '4', '--interval-ms', '5', '--before-ms', '500', '--after-ms', '500', '--bound-ms', "$($PrimaryLossBoundSeconds * 1000)")
+    $line = Invoke-Checked node $arguments | Select-Object -Last 1
+    $line | ConvertFrom-Json
+}
+
+# The bench app under Cluster: its Node primary SIGKILLed $PrimaryLossSamples times, each once the app is back
+# online; under PM2: its God daemon SIGKILLed (at most 3 times, PM2 started again each time).
+function Measure-PrimaryLoss {
+    $cluster = [System.Collections.Generic.List[object]]::new()
+    $pm2 = [System.Collections.Generic.List[object]]::new()
+    $clusterHome = Enter-ClusterHome
+    try {
+        $port = Get-FreePort
+        Start-BenchClusterApp -Name primaryloss -Port $port -StatsFolder (New-StatsFolder 'primaryloss')
+        for ($i = 0; $i -lt $PrimaryLossSamples; $i++) {
+            $clock = [System.Diagnostics.Stopwatch]::StartNew()
+            do {
+                Start-Sleep -Milliseconds 200
+                $app = Get-ClusterApp primaryloss
+                $online = @($app.Instances | Where-Object { "$($_.Status)" -eq 'Online' -and $_.Pid })
+            } until (($online.Count -eq $InstanceCount -and "$($app.Status)" -eq 'Online') -or $clock.Elapsed.TotalSeconds -gt 30)
+            if ($online.Count -ne $InstanceCount) { throw "The app was not back online within 30 s of kill $i." }
+            Start-Sleep -Milliseconds 500
+            $oldPids = @($online.Pid)
+            $sample = Invoke-PrimaryLossProbe -Port $port -Kill (Get-ParentId $oldPids[0]) -OldPids $oldPids
+            Write-Host ("    cluster kill {0}: back in {1}, {2} failed" -f ($i + 1), $(if ($null -ne $sample.backMs) { Format-Ms $sample.backMs } else { 'never' }), $sample.failed)
+            $cluster.Add($sample)
+        }
+    }
+    finally {
+        Exit-ClusterHome $clusterHome
+    }
+
+    for ($i = 0; $i -lt [math]::Min(3, $PrimaryLossSamples); $i++) {
+        $port = Get-FreePort
+        Start-Pm2App -Name primaryloss -Port $port -StatsFolder (New-StatsFolder 'pm2-primaryloss')
+        try {
+            $oldPids = @(Get-Pm2Processes | Where-Object name -EQ 'primaryloss' | ForEach-Object { [int] $_.pid })
+            $daemon = Get-Pm2DaemonId
+            if (-not $daemon) { throw 'The PM2 daemon has no pid file.' }
+            $sample = Invoke-PrimaryLossProbe -Port $port -Kill $daemon -OldPids $oldPids
+            Write-Host ("    pm2 kill {0}: back in {1}, {2} failed" -f ($i + 1), $(if ($null -ne $sample.backMs) { Format-Ms $sample.backMs } else { "never (bound $PrimaryLossBoundSeconds s)" }), $sample.failed)
+            $pm2.Add($sample)
+        }
+        finally {
+            foreach ($id in $oldPids) { Stop-Process -Id $id -Force -ErrorAction SilentlyContinue } # workers the dead daemon left, if any
+            Stop-Pm2
+        }
+    }
+    [pscustomobject]@{ Cluster = $cluster.ToArray(); Pm2 = $pm2.ToArray() }
 }
 
 #endregion
@@ -950,7 +1031,7 @@ $null = New-Item -ItemType Directory -Force -Path $WorkRoot, $StatsRoot, $LogRoo
 Get-ChildItem -Path $LogRoot | Remove-Item -Recurse -Force
 # Every measure but the log tail runs PM2 (and wrk) beside Cluster.
 $NeedsPm2 = Test-Selected @('ColdStart', 'Memory1', 'Control', 'ThroughputKeepAlive', 'ThroughputClose', 'ReloadTime',
-    'ReloadPm2KeepAlive', 'ReloadClusterKeepAlive', 'ReloadPm2Close', 'ReloadClusterClose', 'Memory5', 'ReloadWebSocket', 'ReloadHttp2')
+    'ReloadPm2KeepAlive', 'ReloadClusterKeepAlive', 'ReloadPm2Close', 'ReloadClusterClose', 'Memory5', 'ReloadWebSocket', 'ReloadHttp2', 'PrimaryLoss')
 if ($NeedsPm2) { Install-BenchTools }
 Import-Module $ModulePath -Force
 $env:NO_COLOR = '1'
@@ -1041,6 +1122,11 @@ try {
     if (Test-Selected 'Memory5') {
         Write-Step "Memory with $MemoryAppCount apps ($InstanceCount instances each)"
         Invoke-Measure Memory5 { Measure-Memory5 }
+    }
+
+    if (Test-Selected 'PrimaryLoss') {
+        Write-Step "Primary loss: SIGKILL of Cluster's Node primary ($PrimaryLossSamples times) and of PM2's daemon, under a paced load"
+        Invoke-Measure PrimaryLoss { Measure-PrimaryLoss }
     }
 
     if (Test-Selected 'LogTail') {
@@ -1162,6 +1248,21 @@ foreach ($case in $memoryCases) {
         $rows.Add((New-Row -Measure "Worker RSS, $($case.Label) ($($data.Cluster.WorkerCount) workers; for information)" `
                     -Pm2 (Format-MB $data.Pm2.WorkerRss) -Cluster (Format-MB $data.Cluster.WorkerRss) -Ratio ($data.Cluster.WorkerRss / $data.Pm2.WorkerRss)))
     }
+}
+
+$measure = "SIGKILL of the Node primary (PM2: of its God daemon) under paced load -> first HTTP 200 again, median of kills; failed requests per kill (median)"
+if (Test-Measured @('PrimaryLoss') $measure '≤ 1 s' $rows) {
+    $loss = $results.PrimaryLoss
+    $describe = {
+        param($Samples)
+        $back = @($Samples | Where-Object { $null -ne $_.backMs } | ForEach-Object { [double] $_.backMs })
+        $failed = Get-Median @($Samples | ForEach-Object { [double] $_.failed })
+        $when = if ($back.Count -eq 0) { "never back within $PrimaryLossBoundSeconds s" } else { "$(Format-Ms (Get-Median $back))$(if ($back.Count -lt @($Samples).Count) { " ($($back.Count) of $(@($Samples).Count) back)" })" }
+        "$when; $failed failed ($(@($Samples).Count) kills)"
+    }
+    $clusterBack = @($loss.Cluster | Where-Object { $null -ne $_.backMs } | ForEach-Object { [double] $_.backMs })
+    $met = $clusterBack.Count -eq @($loss.Cluster).Count -and (Get-Median $clusterBack) -le 1000
+    $rows.Add((New-Row -Measure $measure -Pm2 (& $describe $loss.Pm2) -Cluster (& $describe $loss.Cluster) -Target '≤ 1 s' -Met $met))
 }
 
 $measure = "Get-ClusterAppLog -Tail N of one instance's $(Format-MB $LogTailBytes) log, N = $($LogTailCounts -join ' / ') (median of $LogTailSamples)"
@@ -1319,6 +1420,12 @@ $sections.Add(@"
 - **Memory**: resident set size (RSS) of idle apps after a 3 s settle: the PM2 God daemon (its pid file) vs the
   Cluster host (``Get-ClusterHost``) plus its Node primaries (the parent processes of the workers). Worker RSS is
   listed for information only: PM2 loads its agent into every worker, Cluster loads a small drain preload.
+- **Primary loss**: bench/primary-loss.js asks the app over a new connection per request from 4 loops, each pausing
+  5 ms between requests, kills the process with SIGKILL after 500 ms, and times the first 200 answered by a process
+  that was not serving before the kill (bounded at $PrimaryLossBoundSeconds s); failed = requests refused, reset or
+  timed out from the kill until 500 ms after that first 200. Cluster: the app's Node primary (the workers' parent),
+  killed $PrimaryLossSamples times, each once the app is back online. PM2: its God daemon (its pid file), PM2 started
+  again for each kill.
 - **Log tail**: one instance of bench/app.js, its log filled to $(Format-MB $LogTailBytes) with 100-byte lines while it
   runs, then ``Get-ClusterAppLog -Instance 0 -Tail N`` in this session (the lines as PowerShell objects included),
   $LogTailSamples times per N. Host RSS is read before the first tail and 2 s after the last one; the peak is the

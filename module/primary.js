@@ -8,9 +8,13 @@
 // this primary's marker, for a later host), within a few seconds, or it is closed. One host at a time: while an
 // authenticated connection lives, others are refused, so nobody can take the primary away from its host.
 // Protocol: one JSON object per line each way.
-//   commands  {cmd:'fork', key, app, mode:'cluster'|'fork', exec, args, execArgv, cwd, env, instance, out, err, logMaxBytes, logKeep,
-//                    generation, restarts, definition}   (the last three are kept for the next host and echoed in 'state')
-//             {cmd:'disconnect', key}   {cmd:'send', key, message}   {cmd:'signal', key, signal}
+//   commands  {cmd:'fork', key, app, mode:'cluster'|'fork', exec, args, execArgv, cwd, env, instance, instanceVariable, node, out, err,
+//                    logMaxBytes, logKeep, generation, restarts, definition}   (the last three are kept for the next host and echoed in 'state';
+//                    in fork mode, node says whether Node forks exec as a script, with an IPC channel, or runs it as a program;
+//                    instanceVariable names the variable holding the instance's number, NODE_APP_INSTANCE by default)
+//             {cmd:'disconnect', key}   {cmd:'send', key, message}   {cmd:'message', key, data}   (data: JSON text, sent as the value it stands for)
+//             {cmd:'signal', key, signal, group?}   (group false: the worker's process alone, not its process group)
+//             {cmd:'restarts', key, restarts}   (the instance's restart count, as the host now counts it)
 //             {cmd:'state'}   {cmd:'ping', seq}   {cmd:'exit'}
 //   events    {event:'state', pid, node, nodePath, scheduling, pings:true, workers:[{key, app, instance, pid, ready, started, generation, restarts, healthPort?, definition}]}
 //             {event:'pong', seq}   (the host pings every second: a primary that stops answering is killed and replaced)
@@ -24,7 +28,7 @@
 // processes it spawns are in that group too. Every signal the host sends a worker goes to its whole group, and
 // when a worker has exited, whatever is left of its group is killed: stopping, retiring or removing an instance
 // ends what it started, after the same grace the instance had. A cluster worker still exits with its primary
-// (through its IPC channel). Windows has no process groups: the final kill there ends the worker's process tree.
+// (through its IPC channel); when the primary dies, the host ends its workers' groups. Windows has no process groups: the final kill there ends the worker's process tree.
 //
 // Workers' stdout and stderr come through pipes and are appended here to the instance's log files, in whole lines,
 // so an old and a new worker of one instance write to the same file, and a file past its size limit is rotated
@@ -131,7 +135,7 @@ function forkClusterWorker(cmd, stdio) {
   process.env = cmd.env;
   let worker;
   try {
-    worker = detached(() => cluster.fork({ NODE_APP_INSTANCE: String(cmd.instance) }));
+    worker = detached(() => cluster.fork({ [instanceVariable(cmd)]: String(cmd.instance) }));
   } finally {
     process.env = ownEnv;
   }
@@ -168,11 +172,15 @@ function detached(forkWorker) {
   }
 }
 
+function instanceVariable(cmd) {
+  return cmd.instanceVariable || 'NODE_APP_INSTANCE';
+}
+
 function spawnChild(cmd, stdio) {
-  const isNodeScript = /\.[cm]?js$/i.test(cmd.exec);
+  const isNodeScript = typeof cmd.node === 'boolean' ? cmd.node : /\.[cm]?js$/i.test(cmd.exec);
   const options = {
     cwd: cmd.cwd,
-    env: Object.assign({}, cmd.env, { NODE_APP_INSTANCE: String(cmd.instance) }),
+    env: Object.assign({}, cmd.env, { [instanceVariable(cmd)]: String(cmd.instance) }),
     detached: ownGroups,
     windowsHide: true,
   };
@@ -459,7 +467,10 @@ function handle(cmd) {
   try {
     if (cmd.cmd === 'disconnect') worker.disconnect();
     else if (cmd.cmd === 'send') worker.send(cmd.message);
+    else if (cmd.cmd === 'message') worker.send(JSON.parse(cmd.data));
+    else if (cmd.cmd === 'signal' && cmd.group === false) worker.process.kill(cmd.signal);
     else if (cmd.cmd === 'signal') signal(worker, cmd.signal);
+    else if (cmd.cmd === 'restarts') worker.restarts = cmd.restarts;
   } catch {
     // The worker is on its way out; its exit event follows.
   }

@@ -30,6 +30,7 @@ internal sealed class ControlServer
     private readonly string _endpoint;
     private readonly RequestHandler _handler;
     private readonly ILogger _log;
+    private int _clientWatches;
 
     public ControlServer(string endpoint, RequestHandler handler, ILogger log)
     {
@@ -137,8 +138,39 @@ internal sealed class ControlServer
             }
 
             // The client sends nothing more, so a read that ends means it has gone (Ctrl+C, a closed session).
-            Task clientGone = reader.ReadLineAsync(stop).ContinueWith(_ => { }, TaskScheduler.Default);
-            await _handler.HandleAsync(request, writer, clientGone).ConfigureAwait(false);
+            // That read is ended here before the pipe closes: left pending, it stayed registered on the host's
+            // stop token with its buffer, task and the reply's continuations, for every connection ever served.
+            using var watching = CancellationTokenSource.CreateLinkedTokenSource(stop);
+            Task clientGone = WatchClientAsync(reader, watching.Token);
+            try
+            {
+                await _handler.HandleAsync(request, writer, clientGone).ConfigureAwait(false);
+            }
+            finally
+            {
+                await watching.CancelAsync().ConfigureAwait(false);
+                await clientGone.ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Reads that watch for a served client going away and have not ended yet: none once every connection is closed.</summary>
+    public int ClientWatches => Volatile.Read(ref _clientWatches);
+
+    private async Task WatchClientAsync(FrameReader reader, CancellationToken cancel)
+    {
+        Interlocked.Increment(ref _clientWatches);
+        try
+        {
+            await reader.ReadLineAsync(cancel).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException or FrameTooLargeException)
+        {
+            // Gone, or the reply is done: either way the watch is over.
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _clientWatches);
         }
     }
 

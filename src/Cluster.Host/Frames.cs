@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using Cluster.Protocol;
@@ -107,13 +108,21 @@ internal sealed class FrameWriter
     private readonly Stream _stream;
     private readonly SemaphoreSlim _lock = new(1, 1);
 
+    /// <summary>
+    /// One buffer for every frame of the connection: a log tail sends frames of a few hundred kilobytes, and a new
+    /// array for each would be a large-object allocation that only a full collection gives back.
+    /// </summary>
+    private readonly ArrayBufferWriter<byte> _buffer = new(4 * 1024);
+
     public FrameWriter(Stream stream) => _stream = stream;
 
     public bool ClientGone { get; private set; }
 
+    /// <summary>The bytes of the frames written so far.</summary>
+    public long BytesWritten { get; private set; }
+
     public async Task WriteAsync(Frame frame)
     {
-        byte[] bytes = JsonSerializer.SerializeToUtf8Bytes(frame, ProtocolJson.Default.Frame);
         await _lock.WaitAsync().ConfigureAwait(false);
         try
         {
@@ -122,9 +131,16 @@ internal sealed class FrameWriter
                 return;
             }
 
-            await _stream.WriteAsync(bytes).ConfigureAwait(false);
-            _stream.WriteByte((byte)'\n');
+            _buffer.ResetWrittenCount();
+            using (var json = new Utf8JsonWriter(_buffer))
+            {
+                JsonSerializer.Serialize(json, frame, ProtocolJson.Default.Frame);
+            }
+
+            _buffer.Write("\n"u8);
+            await _stream.WriteAsync(_buffer.WrittenMemory).ConfigureAwait(false);
             await _stream.FlushAsync().ConfigureAwait(false);
+            BytesWritten += _buffer.WrittenCount;
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException)
         {

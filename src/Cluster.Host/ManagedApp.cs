@@ -30,6 +30,18 @@ internal sealed class ManagedApp
     private AppDefinition _saved;
     private bool _disposed;
 
+    // The scheduled restart: the expression the timer is armed for, and what wakes it when that changes.
+    private static readonly TimeSpan MaxCronWait = TimeSpan.FromHours(1);
+    private TaskCompletionSource _cronChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private string? _cronArmed;
+
+    // The watch of the app's folder (-Watch): what it is armed for, and the reload it waits to make.
+    private FolderWatch? _watch;
+    private string? _watchKey;
+    private Func<Task>? _restartOnChange;
+    private DateTimeOffset _lastChange;
+    private bool _watchPending;
+
     public ManagedApp(AppDefinition definition, IPrimaryLauncher launcher, HostPaths paths, TimeProvider time, ILogger log)
     {
         Definition = definition;
@@ -75,7 +87,19 @@ internal sealed class ManagedApp
     public Task<T> RunAsync<T>(Func<T> work) => _loop.RunAsync(work);
 
     /// <summary>Makes the current definition the one the state file gets.</summary>
-    public void PublishDefinition() => Volatile.Write(ref _saved, Copy(Definition));
+    public void PublishDefinition()
+    {
+        Volatile.Write(ref _saved, Copy(Definition));
+        if (!string.Equals(Definition.Spec.CronRestart, _cronArmed, StringComparison.Ordinal))
+        {
+            CronChanged();
+        }
+
+        if (_restartOnChange is not null && !string.Equals(FolderWatch.KeyOf(Definition.Spec), _watchKey, StringComparison.Ordinal))
+        {
+            ArmWatch();
+        }
+    }
 
     /// <summary>
     /// Runs an operation that replaces or stops workers, after the one under way: two never interleave. A
@@ -620,7 +644,7 @@ internal sealed class ManagedApp
             ReloadError = partial;
         }
 
-        var retirement = Retirement.Plain(Timeouts.Kill(null, Definition.Spec.KillTimeoutMs));
+        var retirement = Retirement.Plain(Timeouts.Kill(Definition.Spec));
         return Task.WhenAll(unwanted.Select(w => RetireAsync(w, retirement)));
     }
 
@@ -745,7 +769,7 @@ internal sealed class ManagedApp
     private string AppStatus()
     {
         // An instance that crashed for good (too often, or with automatic restart off) makes the app errored.
-        if (_slots.Exists(s => s.State == SlotState.Errored || (s.State == SlotState.Stopped && !Definition.Stopped && s.Current is { HasExited: true, Retiring: false })))
+        if (_slots.Exists(s => s.State == SlotState.Errored || (s.State == SlotState.Stopped && !Definition.Stopped && s.Current is { HasExited: true, Retiring: false } && !EndedWithStopCode(s.Current))))
         {
             return "errored";
         }
@@ -795,17 +819,20 @@ internal sealed class ManagedApp
         }
 
         execArgv.AddRange(spec.NodeArguments);
+        Launch? launch = Definition.IsCluster ? null : Launch.For(spec);
         return new PrimaryCommand
         {
             Cmd = PrimaryCommand.Fork,
             Key = worker.Key,
             App = Name,
             Mode = spec.Mode,
-            Exec = spec.Script,
-            Args = spec.Arguments,
+            Exec = launch?.Exec ?? spec.Script,
+            Args = launch?.Args ?? spec.Arguments,
             ExecArgv = execArgv,
+            Node = launch?.Node,
             Cwd = spec.WorkingDirectory,
-            Env = spec.Environment,
+            Env = EnvironmentOf(spec, worker.Instance),
+            InstanceVariable = spec.InstanceVariable,
             Instance = worker.Instance,
             Out = _paths.OutLog(Name, worker.Instance),
             Err = _paths.ErrorLog(Name, worker.Instance),
@@ -816,6 +843,231 @@ internal sealed class ManagedApp
             Definition = JsonSerializer.Serialize(Saved, HostJson.Default.AppDefinition),
         };
     }
+
+    /// <summary>The environment of one instance: the app's, with -IncrementVariable's number moved on by the instance's.</summary>
+    private static Dictionary<string, string> EnvironmentOf(StartSpec spec, int instance)
+    {
+        if (spec.IncrementVariable is not { } name || !spec.Environment.TryGetValue(name, out string? start)
+            || !long.TryParse(start, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out long first))
+        {
+            return spec.Environment;
+        }
+
+        return new Dictionary<string, string>(spec.Environment, spec.Environment.Comparer)
+        {
+            [name] = (first + instance).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+    }
+
+    // Signals, messages and counters of the running instances
+
+    /// <summary>
+    /// Sends each chosen running instance a command of the primary (a signal, a message); returns the instances it
+    /// went to. An instance the app does not have is an error; one with no running process is left out.
+    /// </summary>
+    public IReadOnlyList<int> Deliver(List<int>? instances, Func<Worker, PrimaryCommand> command)
+    {
+        foreach (int missing in (instances ?? new List<int>()).Where(i => !_slots.Exists(s => s.Instance == i)))
+        {
+            throw new ClusterException(
+                "InstanceNotFound",
+                ErrorCategories.ObjectNotFound,
+                $"'{Name}' has no instance {missing}. Its instances are {string.Join(", ", _slots.Select(s => s.Instance))}.",
+                missing.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        IPrimary? primary = _primary;
+        var reached = new List<int>();
+        foreach (Slot slot in _slots.Where(s => instances is null || instances.Contains(s.Instance)))
+        {
+            if (primary is not null && slot.Current is { HasExited: false, Pid: not null } worker)
+            {
+                primary.Send(command(worker));
+                reached.Add(slot.Instance);
+            }
+        }
+
+        if (reached.Count == 0)
+        {
+            throw new ClusterException(
+                "NoRunningInstance",
+                ErrorCategories.InvalidOperation,
+                $"No {(instances is null ? "instance" : "chosen instance")} of '{Name}' has a running process to send it to. Restart-ClusterApp {Name} starts a stopped app.",
+                Name);
+        }
+
+        return reached;
+    }
+
+    /// <summary>Zeroes every instance's restart counts (Reset-ClusterApp), and tells the primary, which keeps them for a later host.</summary>
+    public void ResetRestarts()
+    {
+        foreach (Slot slot in _slots)
+        {
+            slot.Restarts = 0;
+            slot.UnstableRestarts = 0;
+            if (_primary is { } primary && slot.Current is { HasExited: false } worker)
+            {
+                primary.Send(new PrimaryCommand { Cmd = PrimaryCommand.SetRestarts, Key = worker.Key, Restarts = 0 });
+            }
+        }
+
+        _log.Information("Reset the restart counts of {App}", Name);
+    }
+
+    /// <summary>
+    /// Starts the app's scheduled restart (-CronRestart), a timer on the app's loop: each time the expression matches,
+    /// <paramref name="fire"/> runs there, unless the app is stopped or an operation holds it. A new expression re-arms it.
+    /// </summary>
+    public void ScheduleCron(Func<Task> fire) => _loop.Post(() => _ = CronAsync(fire));
+
+    private async Task CronAsync(Func<Task> fire)
+    {
+        while (!_disposed)
+        {
+            TaskCompletionSource changed = _cronChanged;
+            _cronArmed = Definition.Spec.CronRestart;
+            DateTimeOffset now = _time.GetUtcNow();
+            DateTimeOffset? next = _cronArmed is { } expression ? CronExpression.Parse(expression).Next(now, TimeZoneInfo.Local) : null;
+            if (next is null)
+            {
+                await changed.Task;
+                continue;
+            }
+
+            TimeSpan wait = next.Value - now;
+            await Task.WhenAny(changed.Task, Task.Delay(wait < MaxCronWait ? wait : MaxCronWait, _time));
+            if (changed.Task.IsCompleted || _disposed || _time.GetUtcNow() < next.Value)
+            {
+                continue;
+            }
+
+            if (Definition.Stopped || _operation is not null)
+            {
+                _log.Information("The scheduled restart of {App} ({Cron}) is skipped: the app is {State}", Name, _cronArmed, Definition.Stopped ? "stopped" : _operation);
+                continue;
+            }
+
+            try
+            {
+                _log.Information("Scheduled restart of {App} ({Cron})", Name, _cronArmed);
+                await fire();
+            }
+            catch (Exception e) when (e is ClusterException or ObjectDisposedException)
+            {
+                _log.Warning("The scheduled restart of {App} failed: {Message}", Name, e.Message);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Starts watching the app's folder when -Watch asks (and again whenever the watch settings change): a change
+    /// reloads the app once no further change has come for the watch delay. <paramref name="restart"/> runs on the loop.
+    /// </summary>
+    public void ScheduleWatch(Func<Task> restart) => _loop.Post(() =>
+    {
+        _restartOnChange = restart;
+        ArmWatch();
+    });
+
+    private void ArmWatch()
+    {
+        _watch?.Dispose();
+        _watch = null;
+        _watchKey = FolderWatch.KeyOf(Definition.Spec);
+        if (_watchKey is null || _disposed)
+        {
+            return;
+        }
+
+        try
+        {
+            _watch = new FolderWatch(FolderWatch.FolderOf(Definition.Spec), Definition.Spec.WatchIgnore ?? new List<string>(), path => _loop.Post(() => OnWatchedChange(path)));
+            _log.Information("Watching {Folder} for changes to {App}", _watch.Folder, Name);
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException or PlatformNotSupportedException)
+        {
+            _log.Error("Cannot watch the folder of {App}: {Message}", Name, e.Message);
+        }
+    }
+
+    /// <summary>A change under the watched folder: the reload waits until the changes stop for the watch delay.</summary>
+    private void OnWatchedChange(string path)
+    {
+        if (_watch is null || _disposed || IsHostFile(path))
+        {
+            return;
+        }
+
+        _lastChange = _time.GetUtcNow();
+        _log.Debug("{Path} changed under the watched folder of {App}", path, Name);
+        if (!_watchPending)
+        {
+            _watchPending = true;
+            _ = RestartAfterChangesAsync();
+        }
+    }
+
+    /// <summary>
+    /// Whether a path is one of the host's own files (its state, its log, the instances' logs, its runtime), which may
+    /// be under the app's folder: writing them must not reload the app.
+    /// </summary>
+    private bool IsHostFile(string path)
+    {
+        StringComparison comparison = OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+        bool Under(string? folder) => folder is not null && path.StartsWith(Path.TrimEndingDirectorySeparator(folder) + Path.DirectorySeparatorChar, comparison);
+        return string.Equals(Path.GetDirectoryName(path), Path.TrimEndingDirectorySeparator(_paths.Home), comparison)
+            || Under(_paths.Logs) || Under(_paths.Runtime) || Under(_paths.Primaries) || Under(_paths.SocketFolder);
+    }
+
+    private async Task RestartAfterChangesAsync()
+    {
+        TimeSpan delay = Definition.Spec.WatchDelayMs is { } ms ? TimeSpan.FromMilliseconds(ms) : FolderWatch.DefaultDelay;
+        try
+        {
+            // Debounced: a save that touches many files, or a build, reloads once.
+            while (_time.GetUtcNow() - _lastChange < delay || _operation is not null)
+            {
+                TimeSpan quiet = delay - (_time.GetUtcNow() - _lastChange);
+                await Task.Delay(quiet > TimeSpan.Zero ? quiet : delay, _time);
+                if (_watch is null || _disposed)
+                {
+                    return;
+                }
+            }
+        }
+        finally
+        {
+            _watchPending = false;
+        }
+
+        if (Definition.Stopped || _restartOnChange is null)
+        {
+            return;
+        }
+
+        try
+        {
+            _log.Information("Files of {App} changed; reloading it", Name);
+            await _restartOnChange();
+        }
+        catch (Exception e) when (e is ClusterException or ObjectDisposedException)
+        {
+            _log.Warning("The reload of {App} after its files changed failed: {Message}", Name, e.Message);
+        }
+    }
+
+    /// <summary>Wakes the cron timer, which arms itself for the expression the definition has now.</summary>
+    private void CronChanged()
+    {
+        TaskCompletionSource changed = _cronChanged;
+        _cronChanged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        changed.TrySetResult();
+    }
+
+    /// <summary>Whether the worker ended with one of the app's -StopExitCodes: it is stopped, not restarted.</summary>
+    private bool EndedWithStopCode(Worker worker) =>
+        worker is { HasExited: true, ExitSignal: null, ExitCode: { } code } && Definition.Spec.StopExitCodes?.Contains(code) == true;
 
     private IPrimary EnsurePrimary()
     {
@@ -954,6 +1206,13 @@ internal sealed class ManagedApp
             return;
         }
 
+        if (EndedWithStopCode(worker))
+        {
+            _log.Information("Instance {Instance} (pid {Pid}) exited with code {Code}, one of its stop exit codes; it is not restarted", worker.Instance, worker.Pid, worker.ExitCode);
+            Enter(slot, SlotState.Stopped, $"exited with code {worker.ExitCode}, one of its stop exit codes (-StopExitCodes); not restarted");
+            return;
+        }
+
         TimeSpan uptime = (worker.ExitedAt ?? _time.GetUtcNow()) - worker.ForkedAt;
         RestartDecision decision = Definition.RestartPolicy.Decide(uptime, slot.UnstableRestarts);
         slot.UnstableRestarts = decision.UnstableRestarts;
@@ -1049,18 +1308,15 @@ internal sealed class ManagedApp
         return worker.HasExited;
     }
 
-    private async Task WithinAsync(Task task, TimeSpan timeout)
-    {
-        if (!task.IsCompleted)
-        {
-            await Task.WhenAny(task, Task.Delay(timeout, _time));
-        }
-    }
+    private Task WithinAsync(Task task, TimeSpan timeout) => Waits.WithinAsync(task, timeout, _time);
 
     /// <summary>Ends the app's loop; its primary lease is let go. Runs on the loop, as the app's last work.</summary>
     public void Dispose()
     {
         _disposed = true;
+        CronChanged();
+        _watch?.Dispose();
+        _watch = null;
         IPrimary? primary = _primary;
         _primary = null;
         primary?.Dispose();

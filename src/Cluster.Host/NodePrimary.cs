@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.IO.Pipes;
@@ -37,7 +38,11 @@ internal sealed class NodePrimary : IPrimary
 
     private readonly PingWatch? _pings;
     private readonly ITimer? _watchdog;
+
+    /// <summary>The workers that run, by key: their pids, which are their process groups' ids too.</summary>
+    private readonly ConcurrentDictionary<int, int> _workerPids = new();
     private int _exited;
+    private int _stopping;
 
     private NodePrimary(NamedPipeClientStream stream, StreamReader reader, KnownProcess? process, int pid, string nodePath, string scheduling, string marker, bool answersPings, ILogger log)
     {
@@ -149,6 +154,11 @@ internal sealed class NodePrimary : IPrimary
 
             // It has just answered on its own endpoint, so the process with its pid now is the primary.
             var primary = new NodePrimary(stream, reader, KnownProcess.Find(pid), pid, state.NodePath ?? "", state.Scheduling ?? Host.Scheduling.Default, marker, state.Pings == true, log);
+            foreach (PrimaryWorkerState worker in state.Workers ?? new List<PrimaryWorkerState>())
+            {
+                primary._workerPids[worker.Key] = worker.Pid;
+            }
+
             primary.StartReading();
             log.Information("Adopted Node primary {Pid} with {Count} workers", pid, state.Workers?.Count ?? 0);
             return (primary, state);
@@ -202,6 +212,7 @@ internal sealed class NodePrimary : IPrimary
     /// </summary>
     public void Dispose()
     {
+        Volatile.Write(ref _stopping, 1); // it ends its workers' groups itself
         _watchdog?.Dispose();
         if (Volatile.Read(ref _exited) == 0)
         {
@@ -254,8 +265,29 @@ internal sealed class NodePrimary : IPrimary
         _log.Error("Node primary {Pid} has not answered for {Seconds} s (stopped, or its event loop is blocked); killing it and its workers, and starting its apps again on a new primary", Pid, _pings!.Silence.TotalSeconds);
         Exited?.Invoke();
         _process?.KillTree();
+        EndWorkerGroups();
         _stream.Dispose();
         Forget();
+    }
+
+    /// <summary>
+    /// A primary that is lost can no longer end its workers' process groups as they exit; the workers themselves
+    /// exit as their IPC channel closes, but what they spawned would run on. So the host ends those groups, at once
+    /// (the workers are lost anyway), before the apps fork replacements.
+    /// </summary>
+    private void EndWorkerGroups()
+    {
+        foreach (int pid in _workerPids.Values)
+        {
+            ProcessGroups.Kill(pid);
+        }
+
+        if (!_workerPids.IsEmpty)
+        {
+            _log.Information("Ended the process groups of the {Count} workers of the lost Node primary {Pid}", _workerPids.Count, Pid);
+        }
+
+        _workerPids.Clear();
     }
 
     /// <summary>Removes the marker that lets a new host find this primary, and on Unix its socket file.</summary>
@@ -375,6 +407,7 @@ internal sealed class NodePrimary : IPrimary
                 }
                 else if (received is not null)
                 {
+                    Track(received);
                     EventReceived?.Invoke(received);
                 }
             }
@@ -388,8 +421,25 @@ internal sealed class NodePrimary : IPrimary
         {
             _watchdog?.Dispose();
             _log.Information("Node primary {Pid} has exited", Pid);
+            if (Volatile.Read(ref _stopping) == 0)
+            {
+                EndWorkerGroups();
+            }
+
             Forget();
             Exited?.Invoke();
+        }
+    }
+
+    private void Track(PrimaryEvent received)
+    {
+        if (received.Event == PrimaryEvent.Forked && received.Pid is int pid && pid > 0)
+        {
+            _workerPids[received.Key] = pid;
+        }
+        else if (received.Event == PrimaryEvent.Exit)
+        {
+            _workerPids.TryRemove(received.Key, out _);
         }
     }
 

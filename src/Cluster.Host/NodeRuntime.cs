@@ -9,9 +9,21 @@ internal static partial class NodeRuntime
     /// <summary>The oldest Node that runs Cluster's primary and drain preload (cluster.setupPrimary, closeIdleConnections).</summary>
     public const int MinimumMajorVersion = 18;
 
+    /// <summary>The Node executable of an app, found on the PATH it runs with (see <see cref="SearchEnvironment"/>).</summary>
+    public static string Resolve(Cluster.Protocol.StartSpec spec) => Resolve(SearchEnvironment(spec));
+
+    /// <summary>
+    /// The environment whose PATH finds an app's programs (Node, an interpreter): its own, or, for an app with a clean
+    /// environment that gives no PATH, the host's.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> SearchEnvironment(Cluster.Protocol.StartSpec spec) =>
+        spec.CleanEnvironment && Lookup(spec.Environment, "PATH") is null && Environment.GetEnvironmentVariable("PATH") is { } hostPath
+            ? new Dictionary<string, string> { ["PATH"] = hostPath }
+            : spec.Environment;
+
     public static string Resolve(IReadOnlyDictionary<string, string> environment)
     {
-        string? path = FindOnPath(environment);
+        string? path = FindProgram("node", environment);
         if (path is null)
         {
             throw new ClusterException(
@@ -35,7 +47,8 @@ internal static partial class NodeRuntime
         return path;
     }
 
-    private static string? FindOnPath(IReadOnlyDictionary<string, string> environment)
+    /// <summary>A program by name, on the PATH of the environment; null when it is not there.</summary>
+    public static string? FindProgram(string program, IReadOnlyDictionary<string, string> environment)
     {
         string? pathVariable = Lookup(environment, "PATH");
         if (string.IsNullOrEmpty(pathVariable))
@@ -43,7 +56,7 @@ internal static partial class NodeRuntime
             return null;
         }
 
-        string[] names = OperatingSystem.IsWindows() ? new[] { "node.exe", "node.cmd" } : new[] { "node" };
+        string[] names = OperatingSystem.IsWindows() && !Path.HasExtension(program) ? new[] { program + ".exe", program + ".cmd" } : new[] { program };
         foreach (string folder in pathVariable.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
         {
             foreach (string name in names)

@@ -12,6 +12,8 @@ internal sealed class PrimaryCommand
     public const string Send = "send";
     public const string Signal = "signal";
     public const string Ping = "ping";
+    public const string SendMessage = "message";
+    public const string SetRestarts = "restarts";
 
     public string Cmd { get; set; } = "";
     public int Key { get; set; }
@@ -43,6 +45,18 @@ internal sealed class PrimaryCommand
 
     [JsonPropertyName("signal")]
     public string? SignalName { get; set; }
+
+    /// <summary>For signal: false to signal the worker's process alone, not its process group.</summary>
+    public bool? Group { get; set; }
+
+    /// <summary>For message: the message, as JSON text, that the worker gets with process.on('message').</summary>
+    public string? Data { get; set; }
+
+    /// <summary>For fork in fork mode: whether Node forks the script (with an IPC channel) rather than running Exec as a program.</summary>
+    public bool? Node { get; set; }
+
+    /// <summary>For fork: the variable that holds the instance's number (NODE_APP_INSTANCE when null).</summary>
+    public string? InstanceVariable { get; set; }
 }
 
 /// <summary>A line a Node primary writes to the host.</summary>

@@ -13,7 +13,7 @@ internal sealed record ReloadPlan(bool Graceful, TimeSpan ListenTimeout, Retirem
             : Timeouts.Listen(spec.ListenTimeoutMs, spec.SessionEnvironment, appEnvironment);
         var retirement = new Retirement(
             spec.Graceful,
-            Timeouts.Kill(spec.KillTimeoutMs, app.Spec.KillTimeoutMs),
+            Timeouts.Kill(spec.KillTimeoutMs, app.Spec.KillTimeoutMs, spec.SessionEnvironment, appEnvironment),
             Timeouts.Graceful(spec.GracefulTimeoutMs, spec.SessionEnvironment, appEnvironment));
         return new ReloadPlan(spec.Graceful, listen, retirement, Math.Max(1, spec.Parallel), HealthPlan.For(app.Spec, spec.StabilityWindowMs));
     }

@@ -53,6 +53,17 @@ internal static class SettingChanges
         Compare("LivenessInterval", Text(current.LivenessIntervalMs), Text(wanted.LivenessIntervalMs));
         Compare("LivenessFailures", Text(current.LivenessFailures), Text(wanted.LivenessFailures));
         Compare("StabilityWindow", Text(current.StabilityWindowMs), Text(wanted.StabilityWindowMs));
+
+        // Restart controls, and how each instance is started
+        Compare("StopExitCodes", Codes(current.StopExitCodes), Codes(wanted.StopExitCodes));
+        Compare("CleanEnvironment", Text(current.CleanEnvironment), Text(wanted.CleanEnvironment));
+        Compare("InstanceVariable", current.InstanceVariable, wanted.InstanceVariable);
+        Compare("IncrementVariable", current.IncrementVariable, wanted.IncrementVariable);
+        Compare("Interpreter", current.Interpreter, wanted.Interpreter);
+        Compare("CronRestart", current.CronRestart, wanted.CronRestart);
+        Compare("Watch", Text(current.Watch), Text(wanted.Watch));
+        Compare("WatchIgnore", current.WatchIgnore is { Count: > 0 } a ? List(a) : null, wanted.WatchIgnore is { Count: > 0 } b ? List(b) : null);
+        Compare("WatchDelay", Text(current.WatchDelayMs), Text(wanted.WatchDelayMs));
         foreach (string name in current.Environment.Keys.Union(wanted.Environment.Keys, StringComparer.Ordinal).Order(StringComparer.Ordinal))
         {
             bool had = current.Environment.TryGetValue(name, out string? before);
@@ -71,6 +82,12 @@ internal static class SettingChanges
         return changes;
     }
 
+    /// <summary>Settings only the host acts on (when an instance is restarted, what is watched): changing them replaces no instance.</summary>
+    public static readonly IReadOnlyList<string> HostSide = new[] { "StopExitCodes", "CronRestart", "Watch", "WatchIgnore", "WatchDelay" };
+
+    /// <summary>Whether only settings the host alone acts on change, which an update saves without replacing anything.</summary>
+    public static bool OnlyHostSide(IReadOnlyList<SettingChange> changes) => changes.All(c => HostSide.Contains(c.Setting));
+
     /// <summary>Whether only the instance count changes, which a scale does without replacing anything.</summary>
     public static bool OnlyInstances(IReadOnlyList<SettingChange> changes) => changes.All(c => c.Setting == Instances);
 
@@ -84,6 +101,7 @@ internal static class SettingChanges
     private static string Text(bool value) => value ? "True" : "False";
 
     private static string? Blank(string? value) => string.IsNullOrEmpty(value) ? null : value;
+    private static string? Codes(List<int>? codes) => codes is { Count: > 0 } ? string.Join(" ", codes.Select(c => c.ToString(CultureInfo.InvariantCulture))) : null;
 
     private static string List(IReadOnlyList<string> values) => values.Count == 0 ? "(none)" : string.Join(" ", values.Select(v => v.Contains(' ', StringComparison.Ordinal) ? $"'{v}'" : v));
 }

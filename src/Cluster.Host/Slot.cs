@@ -66,6 +66,6 @@ internal sealed record Retirement(bool Graceful, TimeSpan KillTimeout, TimeSpan 
     /// <summary>How a stop, restart or remove retires an app's workers: plainly, or with the 'shutdown' message when asked.</summary>
     public static Retirement For(AppDefinition app, Protocol.StopSpec? how) => new(
         how?.ShutdownWithMessage ?? false,
-        Timeouts.Kill(how?.KillTimeoutMs, app.Spec.KillTimeoutMs),
+        Timeouts.Kill(how?.KillTimeoutMs, app.Spec.KillTimeoutMs, how?.SessionEnvironment, app.Spec.Environment),
         Timeouts.Graceful(how?.GracefulTimeoutMs, how?.SessionEnvironment, app.Spec.Environment));
 }

@@ -28,6 +28,11 @@ internal static class StartSpecValidator
                 $"The working directory '{spec.WorkingDirectory}' does not exist. Pass an existing folder as -WorkingDirectory.",
                 spec.WorkingDirectory);
         }
+
+        if (spec.Mode == AppModes.Fork)
+        {
+            _ = Launch.For(spec); // its interpreter is found
+        }
     }
 
     /// <summary>Everything about a definition that does not depend on the file system: what a well-formed one is.</summary>
@@ -111,6 +116,18 @@ internal static class StartSpecValidator
         {
             throw Invalid("ValueOutOfRange", $"-MaxMemoryRestart must be at least 1 byte; it was {spec.MaxMemoryBytes}.", "MaxMemoryRestart");
         }
+
+        ValidateRestartControls(spec);
+        ValidateCron(spec);
+        if (spec.WatchDelayMs is < 0 or > Timeouts.MaxMilliseconds)
+        {
+            throw Invalid("ValueOutOfRange", $"-WatchDelay must be between 0 and {Timeouts.MaxMilliseconds}; it was {spec.WatchDelayMs}.", "WatchDelay");
+        }
+
+        if (spec.WatchIgnore is { } ignored && (ignored.Count > MaxStopExitCodes || ignored.Exists(p => string.IsNullOrEmpty(p) || p.Contains('\0', StringComparison.Ordinal))))
+        {
+            throw Invalid("InvalidWatchIgnore", $"-WatchIgnore takes at most {MaxStopExitCodes} names or wildcard patterns, none of them empty.", "WatchIgnore");
+        }
     }
 
     /// <summary>A check the host can run: an HTTP path it can send, on an app whose preload can answer it; liveness only with a check.</summary>
@@ -140,6 +157,73 @@ internal static class StartSpecValidator
             throw Invalid("LivenessNeedsCheck", "-LivenessInterval repeats the app's health check, and it has none. Give -HealthCheckPath or -HealthCheckCommand as well.", "LivenessInterval");
         }
     }
+
+    /// <summary>The restart controls and start settings: exit codes, variable names, an increment with a number to start from, the interpreter.</summary>
+    private static void ValidateRestartControls(StartSpec spec)
+    {
+        if (spec.StopExitCodes is { Count: > MaxStopExitCodes })
+        {
+            throw Invalid("ValueOutOfRange", $"-StopExitCodes may list at most {MaxStopExitCodes} exit codes; it lists {spec.StopExitCodes.Count}.", "StopExitCodes");
+        }
+
+        foreach (var (setting, name) in new[] { ("InstanceVariable", spec.InstanceVariable), ("IncrementVariable", spec.IncrementVariable) })
+        {
+            if (name is not null && EnvironmentPolicy.InvalidName(name) is { } problem)
+            {
+                throw Invalid("InvalidVariableName", $"-{setting} '{Display.Printable(name)}' cannot be a variable's name: {problem}.", setting);
+            }
+        }
+
+        if (spec.IncrementVariable is { } increment
+            && !(spec.Environment.TryGetValue(increment, out string? start) && long.TryParse(start, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out _)))
+        {
+            throw Invalid(
+                "IncrementVariableNotNumber",
+                $"-IncrementVariable {Display.Printable(increment)} needs the number to start from in the app's environment, for example -Environment @{{ {Display.Printable(increment)} = '3000' }}; "
+                    + (start is null ? "the environment does not have it." : $"its value '{Display.Printable(start)}' is not a whole number."),
+                increment);
+        }
+
+        if (spec.InstanceVariable is { } instanceVariable && string.Equals(instanceVariable, spec.IncrementVariable, StringComparison.Ordinal))
+        {
+            throw Invalid("InvalidVariableName", $"-InstanceVariable and -IncrementVariable both name {Display.Printable(instanceVariable)}; give each its own variable.", "InstanceVariable");
+        }
+
+        if (spec.Interpreter is { } interpreter && (interpreter.Length == 0 || interpreter.Contains('\0', StringComparison.Ordinal)))
+        {
+            throw Invalid("InvalidInterpreter", "-Interpreter must be node, none, or a program's name or path.", "Interpreter");
+        }
+
+        if (spec.Mode == AppModes.Cluster && !string.Equals(Launch.InterpreterOf(spec), Launch.NodeInterpreter, StringComparison.OrdinalIgnoreCase)
+            && (spec.Interpreter is not null || Launch.InterpreterFor(spec.Script) != Launch.NoInterpreter))
+        {
+            throw Invalid(
+                "InterpreterNeedsFork",
+                $"'{AppName.Printable(spec.Script)}' runs with {AppName.Printable(Launch.InterpreterOf(spec))}, and only Node scripts run in cluster mode. Start it with -Mode Fork.",
+                "Interpreter");
+        }
+    }
+
+    /// <summary>A -CronRestart expression is one <see cref="CronExpression"/> reads.</summary>
+    private static void ValidateCron(StartSpec spec)
+    {
+        if (spec.CronRestart is not { } expression)
+        {
+            return;
+        }
+
+        try
+        {
+            CronExpression.Parse(expression);
+        }
+        catch (FormatException e)
+        {
+            throw Invalid("InvalidCronExpression", $"-CronRestart '{Display.Printable(expression)}' is not a cron expression: {e.Message}", "CronRestart");
+        }
+    }
+
+    /// <summary>The most exit codes -StopExitCodes may list.</summary>
+    public const int MaxStopExitCodes = 256;
 
     /// <summary>Every name is one an environment can hold (not empty, no '=', no NUL), and so is every value.</summary>
     public static void ValidateEnvironment(Dictionary<string, string>? environment)

@@ -46,7 +46,7 @@ internal sealed class Supervisor
     public async Task<AppInfo> StartAsync(StartSpec spec)
     {
         StartSpecValidator.Validate(spec);
-        var definition = new AppDefinition { Spec = spec, NodePath = NodeRuntime.Resolve(spec.Environment), Created = _time.GetUtcNow() };
+        var definition = new AppDefinition { Spec = spec, NodePath = NodeRuntime.Resolve(spec), Created = _time.GetUtcNow() };
         ManagedApp app = Register(definition);
         try
         {
@@ -68,7 +68,7 @@ internal sealed class Supervisor
             if (failed.Count > 0)
             {
                 ClusterException error = InstanceExited(app, failed[0], "so the app was not started");
-                await app.RetireSlotsAsync(app.Slots.ToArray(), Retirement.Plain(Timeouts.Kill(null, spec.KillTimeoutMs)));
+                await app.RetireSlotsAsync(app.Slots.ToArray(), Retirement.Plain(Timeouts.Kill(spec)));
                 Unregister(app);
                 app.Dispose();
                 TrySave();
@@ -188,6 +188,20 @@ internal sealed class Supervisor
             return (await ScaleAsync(name, wanted.Instances).ConfigureAwait(false), changes);
         }
 
+        if (SettingChanges.OnlyHostSide(changes))
+        {
+            // What the host alone does with them (when to restart, what to watch): no instance needs replacing.
+            _log.Information("Updating {App} without replacing an instance: {Settings}", app.Name, string.Join(", ", changes.Select(c => c.Setting)));
+            AppInfo kept = await OnLoopAsync(app, Operations.Update, a =>
+            {
+                StartSpec before = a.Definition.Spec;
+                StartSpec staged = CopyOf(wanted);
+                ChangeDefinition(a, d => d.Spec = staged, d => d.Spec = before);
+                return Task.FromResult(a.Snapshot(_metrics));
+            }).ConfigureAwait(false);
+            return (kept, changes);
+        }
+
         _log.Information("Updating {App}: {Settings}", app.Name, string.Join(", ", changes.Select(c => c.Setting)));
         StartSpec staged = CopyOf(wanted);
         staged.Instances = current.Spec.Instances;
@@ -251,7 +265,7 @@ internal sealed class Supervisor
                 current.Name);
         }
 
-        string node = NodeRuntime.Resolve(wanted.Environment);
+        string node = NodeRuntime.Resolve(wanted);
         if (!string.Equals(node, current.NodePath, StringComparison.Ordinal))
         {
             throw new ClusterException(
@@ -289,7 +303,7 @@ internal sealed class Supervisor
         }
         else
         {
-            var retired = new Retirement(true, Timeouts.Kill(null, app.Definition.Spec.KillTimeoutMs), Timeouts.Graceful(null, null, app.Definition.Spec.Environment));
+            var retired = new Retirement(true, Timeouts.Kill(app.Definition.Spec), Timeouts.Graceful(null, null, app.Definition.Spec.Environment));
             Slot[] removed = slots.Where(s => s.Instance >= target).ToArray();
             await app.RetireSlotsAsync(removed, retired);
             foreach (Slot slot in removed)
@@ -301,6 +315,72 @@ internal sealed class Supervisor
         _log.Information("Scaled {App} to {Count} instances", app.Name, target);
         return app.Snapshot(_metrics);
     });
+
+    // Signals, messages and counters of the running instances: on the app's loop, beside any operation under way.
+
+    /// <summary>Sends a signal to the app's running instances (the chosen ones, or all), each process alone.</summary>
+    public Task<(AppInfo App, IReadOnlyList<int> Reached)> SignalAsync(string name, DeliverySpec spec)
+    {
+        string signal = Signals.Normalize(spec.Signal) ?? throw new ClusterException(
+            "InvalidSignal",
+            ErrorCategories.InvalidArgument,
+            $"'{AppName.Printable(spec.Signal ?? "")}' is not a signal. Give one of {string.Join(", ", Signals.Names)}.",
+            AppName.Printable(spec.Signal ?? ""));
+        ManagedApp app = Find(name);
+        return app.RunAsync(() =>
+        {
+            IReadOnlyList<int> reached = app.Deliver(spec.Instances, w => new PrimaryCommand { Cmd = PrimaryCommand.Signal, Key = w.Key, SignalName = signal, Group = false });
+            _log.Information("Sent {Signal} to instances {Instances} of {App}", signal, string.Join(", ", reached), app.Name);
+            return (app.Snapshot(_metrics), reached);
+        });
+    }
+
+    /// <summary>Sends a message (JSON) to the app's running instances, which get it with process.on('message').</summary>
+    public Task<(AppInfo App, IReadOnlyList<int> Reached)> MessageAsync(string name, DeliverySpec spec)
+    {
+        string json = spec.MessageJson ?? "null";
+        try
+        {
+            using System.Text.Json.JsonDocument parsed = System.Text.Json.JsonDocument.Parse(json);
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new ClusterException("InvalidMessage", ErrorCategories.InvalidArgument, $"The message is not valid JSON ({e.Message}).", null);
+        }
+
+        ManagedApp app = Find(name);
+        return app.RunAsync(() =>
+        {
+            if (!app.Definition.IsCluster && !Launch.For(app.Definition.Spec).Node)
+            {
+                throw new ClusterException(
+                    "NoMessageChannel",
+                    ErrorCategories.InvalidOperation,
+                    $"'{app.Name}' runs {AppName.Printable(app.Definition.Spec.Script)} with {Launch.InterpreterOf(app.Definition.Spec)}, which has no message channel: only Node scripts get messages. Send it a signal instead (Send-ClusterSignal).",
+                    app.Name);
+            }
+
+            IReadOnlyList<int> reached = app.Deliver(spec.Instances, w => new PrimaryCommand { Cmd = PrimaryCommand.SendMessage, Key = w.Key, Data = json });
+            _log.Information("Sent a message to instances {Instances} of {App}", string.Join(", ", reached), app.Name);
+            return (app.Snapshot(_metrics), reached);
+        });
+    }
+
+    /// <summary>A scheduled restart (-CronRestart) or one after a watched change (-Watch), on the app's loop: a zero-downtime reload in cluster mode, a restart in fork mode.</summary>
+    private Task ScheduledRestartAsync(ManagedApp app) => app.Definition.IsCluster
+        ? new ReloadCoordinator(_ => Task.CompletedTask, Save).ReloadAsync(app, new ReloadSpec(), CancellationToken.None)
+        : app.ExclusiveAsync(Operations.Restart, false, CancellationToken.None, () => RestartOnLoopAsync(app, Retirement.For(app.Definition, null)));
+
+    /// <summary>Zeroes the restart counts of every instance of the app.</summary>
+    public Task<AppInfo> ResetAsync(string name)
+    {
+        ManagedApp app = Find(name);
+        return app.RunAsync(() =>
+        {
+            app.ResetRestarts();
+            return app.Snapshot(_metrics);
+        });
+    }
 
     /// <summary>
     /// The apps whose logs a request reads, with their instances: the apps named (every app when none is), and of
@@ -438,7 +518,7 @@ internal sealed class Supervisor
         {
             foreach (Slot slot in app.Slots.Where(s => instances.Contains(s.Instance)).ToArray())
             {
-                await app.RetireSlotsAsync(new[] { slot }, Retirement.Plain(Timeouts.Kill(null, app.Definition.Spec.KillTimeoutMs)));
+                await app.RetireSlotsAsync(new[] { slot }, Retirement.Plain(Timeouts.Kill(app.Definition.Spec)));
                 await app.StartInstancesAsync(new[] { slot.Instance }, slot.Generation, countRestart: true);
             }
 
@@ -662,7 +742,7 @@ internal sealed class Supervisor
                 app.PublishDefinition();
             }
 
-            await app.RetireSlotsAsync(app.Slots.ToArray(), Retirement.Plain(Timeouts.Kill(null, app.Definition.Spec.KillTimeoutMs)));
+            await app.RetireSlotsAsync(app.Slots.ToArray(), Retirement.Plain(Timeouts.Kill(app.Definition.Spec)));
             app.Dispose();
             return 0;
         })))).ConfigureAwait(false);
@@ -752,6 +832,8 @@ internal sealed class Supervisor
             var app = new ManagedApp(definition, _launcher, _paths, _time, _log);
             app.ReplaceInstances = instances => ReplaceAsync(app, instances);
             _apps[definition.Name] = app;
+            app.ScheduleCron(() => ScheduledRestartAsync(app));
+            app.ScheduleWatch(() => ScheduledRestartAsync(app));
             return app;
         }
     }

@@ -8,6 +8,7 @@ internal static class Timeouts
 {
     public const string GracefulTimeoutVariable = "PM2_GRACEFUL_TIMEOUT";
     public const string ListenTimeoutVariable = "PM2_GRACEFUL_LISTEN_TIMEOUT";
+    public const string KillTimeoutVariable = "PM2_KILL_TIMEOUT";
 
     public static readonly TimeSpan DefaultListenTimeout = TimeSpan.FromMilliseconds(3000);
     public static readonly TimeSpan DefaultGracefulTimeout = TimeSpan.FromMilliseconds(4000);
@@ -22,8 +23,16 @@ internal static class Timeouts
     public static TimeSpan Graceful(int? parameter, IReadOnlyDictionary<string, string>? session, IReadOnlyDictionary<string, string> app) =>
         Resolve(parameter, GracefulTimeoutVariable, session, app, DefaultGracefulTimeout);
 
-    public static TimeSpan Kill(int? parameter, int? appSetting) =>
-        parameter is { } ms ? FromMs(ms) : appSetting is { } app ? FromMs(app) : DefaultKillTimeout;
+    public static TimeSpan Kill(int? parameter, int? appSetting) => Kill(parameter, appSetting, null, null);
+
+    /// <summary>The kill timeout: the parameter, the app's -KillTimeout, then PM2_KILL_TIMEOUT of the session and of the app, then the default.</summary>
+    public static TimeSpan Kill(int? parameter, int? appSetting, IReadOnlyDictionary<string, string>? session, IReadOnlyDictionary<string, string>? app) =>
+        parameter is { } ms ? FromMs(ms)
+        : appSetting is { } setting ? FromMs(setting)
+        : FromVariable(session, KillTimeoutVariable) ?? FromVariable(app, KillTimeoutVariable) ?? DefaultKillTimeout;
+
+    /// <summary>The kill timeout of an app when nothing but its own settings says what it is.</summary>
+    public static TimeSpan Kill(Cluster.Protocol.StartSpec app) => Kill(null, app.KillTimeoutMs, null, app.Environment);
 
     private static TimeSpan Resolve(
         int? parameter,

@@ -163,8 +163,7 @@ internal sealed class Worker
     public async Task<Readiness> WaitReadyAsync(TimeSpan listenTimeout, TimeProvider time, CancellationToken cancel)
     {
         // No ConfigureAwait(false): on an app's loop, the rest runs on that loop again.
-        Task timeout = Task.Delay(listenTimeout, time, cancel);
-        await Task.WhenAny(_ready.Task, timeout);
+        await Waits.WithinAsync(_ready.Task, listenTimeout, time, cancel);
         cancel.ThrowIfCancellationRequested();
         // Ready is ready: an exit seen after it (even before this resumed) is the stability window's to report.
         if (BecameReady)

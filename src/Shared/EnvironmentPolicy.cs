@@ -15,14 +15,14 @@ namespace Cluster.Protocol
     internal static class EnvironmentPolicy
     {
         /// <summary>The timeout variables a reload or stop reads from the calling session.</summary>
-        public static readonly IReadOnlyList<string> TimeoutVariables = new[] { "PM2_GRACEFUL_TIMEOUT", "PM2_GRACEFUL_LISTEN_TIMEOUT" };
+        public static readonly IReadOnlyList<string> TimeoutVariables = new[] { "PM2_GRACEFUL_TIMEOUT", "PM2_GRACEFUL_LISTEN_TIMEOUT", "PM2_KILL_TIMEOUT" };
 
         /// <summary>Session variables an app inherits, by exact name (ignoring case on Windows, where names do).</summary>
         public static readonly IReadOnlyList<string> InheritedNames = new[]
         {
             // Every system
             "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP",
-            "CLUSTER_HOME", "PM2_GRACEFUL_TIMEOUT", "PM2_GRACEFUL_LISTEN_TIMEOUT",
+            "CLUSTER_HOME", "PM2_GRACEFUL_TIMEOUT", "PM2_GRACEFUL_LISTEN_TIMEOUT", "PM2_KILL_TIMEOUT",
 
             // Windows: what programs (Node included) need to find the system, the user's folders and the machine
             "SystemRoot", "SystemDrive", "windir", "ComSpec", "PATHEXT", "OS",

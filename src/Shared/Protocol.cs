@@ -25,6 +25,11 @@ namespace Cluster.Protocol
 
         /// <summary>A newer module takes over: the host answers, then exits leaving every app running for the newer host to adopt.</summary>
         public const string Handover = "handover";
+
+        // Sent to an app's running instances
+        public const string Signal = "signal";
+        public const string Message = "message";
+        public const string Reset = "reset";
     }
 
     /// <summary>
@@ -73,6 +78,54 @@ namespace Cluster.Protocol
 
         /// <summary>For update: only say what would change, and change nothing.</summary>
         public bool Plan { get; set; }
+
+        /// <summary>For signal and message: what goes to which instances.</summary>
+        public DeliverySpec? Deliver { get; set; }
+    }
+
+    /// <summary>A signal or a message for an app's running instances.</summary>
+    internal sealed class DeliverySpec
+    {
+        /// <summary>For signal: its name, such as SIGUSR2 (see <see cref="Signals"/>).</summary>
+        public string? Signal { get; set; }
+
+        /// <summary>For message: the message as JSON text; the instance gets the value it stands for.</summary>
+        public string? MessageJson { get; set; }
+
+        /// <summary>Only these instances (NODE_APP_INSTANCE numbers); every running instance when null.</summary>
+        public List<int>? Instances { get; set; }
+    }
+
+    /// <summary>The signals an instance can be sent, by the names Node gives them.</summary>
+    internal static class Signals
+    {
+        public static readonly IReadOnlyList<string> Names = new[]
+        {
+            "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1",
+            "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP",
+            "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGSYS",
+        };
+
+        /// <summary>The signal's name as Node knows it (USR2, usr2 and SIGUSR2 are SIGUSR2), or null when it is none.</summary>
+        public static string? Normalize(string? name)
+        {
+            if (string.IsNullOrWhiteSpace(name))
+            {
+                return null;
+            }
+
+            string upper = name!.Trim().ToUpperInvariant();
+            string full = upper.StartsWith("SIG", StringComparison.Ordinal) ? upper : "SIG" + upper;
+            foreach (string known in Names)
+            {
+                if (known == full)
+                {
+                    return known;
+                }
+            }
+
+            return null;
+        }
     }
 
     /// <summary>One setting an update changes: the names are Start-ClusterApp's parameters; environment values are never shown.</summary>
@@ -160,6 +213,35 @@ namespace Cluster.Protocol
 
         /// <summary>Names of the environment variables the app's settings gave (-Environment), as opposed to those inherited from the session.</summary>
         public List<string> GivenVariables { get; set; } = new List<string>();
+
+        // How instances are started and when they are not restarted (Start-ClusterApp's restart controls)
+
+        /// <summary>Exit codes after which an instance is left stopped instead of restarted.</summary>
+        public List<int>? StopExitCodes { get; set; }
+
+        /// <summary>The instances inherit nothing from the session: only the variables the settings give.</summary>
+        public bool CleanEnvironment { get; set; }
+
+        /// <summary>The variable that holds the instance's number, in place of NODE_APP_INSTANCE.</summary>
+        public string? InstanceVariable { get; set; }
+
+        /// <summary>A variable of the environment whose number is incremented per instance (instance N gets base + N).</summary>
+        public string? IncrementVariable { get; set; }
+
+        /// <summary>What runs the script in fork mode: node, none (the file itself), or a program; by the file's extension when null.</summary>
+        public string? Interpreter { get; set; }
+
+        /// <summary>A cron expression: when it matches, the app is reloaded (cluster mode) or restarted (fork mode).</summary>
+        public string? CronRestart { get; set; }
+
+        /// <summary>A change to a file under the script's folder reloads the app (restarts it in fork mode).</summary>
+        public bool Watch { get; set; }
+
+        /// <summary>Names or wildcard patterns of files and folders whose changes do not count, beside node_modules and .git.</summary>
+        public List<string>? WatchIgnore { get; set; }
+
+        /// <summary>Milliseconds without a further change before a watched change reloads the app.</summary>
+        public int? WatchDelayMs { get; set; }
     }
 
     internal sealed class ReloadSpec

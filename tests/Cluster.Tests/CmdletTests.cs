@@ -56,6 +56,7 @@ public sealed class CmdletTests
         "Start-ClusterApp", "Stop-ClusterApp", "Restart-ClusterApp", "Remove-ClusterApp", "Set-ClusterApp",
         "Invoke-ClusterReload", "Invoke-ClusterGracefulReload", "Stop-ClusterHost",
         "Register-ClusterStartup", "Unregister-ClusterStartup", "Sync-ClusterApp", "Export-ClusterApp", "Clear-ClusterAppLog",
+        "Send-ClusterSignal", "Send-ClusterMessage", "Reset-ClusterApp",
     };
 
     /// <summary>Export-ClusterApp writes a deployment file's text, or the file it wrote.</summary>
@@ -66,6 +67,7 @@ public sealed class CmdletTests
     {
         "Get-ClusterApp", "Stop-ClusterApp", "Restart-ClusterApp", "Remove-ClusterApp", "Set-ClusterApp",
         "Invoke-ClusterReload", "Invoke-ClusterGracefulReload", "Get-ClusterAppLog", "Clear-ClusterAppLog",
+        "Send-ClusterSignal", "Send-ClusterMessage", "Reset-ClusterApp",
     };
 
     private readonly ModuleRunspace _module;

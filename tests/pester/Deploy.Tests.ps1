@@ -218,7 +218,7 @@ Describe 'Sync-ClusterApp' {
 
     It 'starts the apps of a PM2 ecosystem file, with its env_production block' {
         $ecosystem = Join-Path $Work 'ecosystem.config.json'
-        @{ apps = @(@{ name = 'web'; script = './app.js'; instances = 2; exec_mode = 'cluster'; env = @{ PORT = "$($Ports.web)"; GREETING = 'dev' }; env_production = @{ GREETING = 'prod' }; watch = $false; wait_ready = $true; listen_timeout = 1000 }) } |
+        @{ apps = @(@{ name = 'web'; script = './app.js'; instances = 2; exec_mode = 'cluster'; env = @{ PORT = "$($Ports.web)"; GREETING = 'dev' }; env_production = @{ GREETING = 'prod' }; log_date_format = 'YYYY'; wait_ready = $true; listen_timeout = 1000 }) } |
             ConvertTo-Json -Depth 5 | Set-Content $ecosystem
 
         $result = Sync-ClusterApp -Path $ecosystem -EnvironmentName production -WarningVariable warnings -WarningAction SilentlyContinue
@@ -226,7 +226,7 @@ Describe 'Sync-ClusterApp' {
         $result.Action | Should -Be 'Started'
         $result.App.InstanceCount | Should -Be 2
         (Invoke-TestRequest -Port $Ports.web).greeting | Should -Be 'prod'
-        "$warnings" | Should -Match 'watch' -Because 'keys Cluster does not use are named, not silently dropped'
+        "$warnings" | Should -Match 'log_date_format' -Because 'keys Cluster does not use are named, not silently dropped'
         "$warnings" | Should -Not -Match 'wait_ready|listen_timeout'
         $exported = Export-ClusterApp -Name web
         $exported | Should -Match 'WaitReady = \$true'

@@ -27,6 +27,9 @@ BeforeAll {
         'Export-ClusterApp'
         'Register-ClusterStartup'
         'Unregister-ClusterStartup'
+        'Send-ClusterSignal'
+        'Send-ClusterMessage'
+        'Reset-ClusterApp'
     )
 
     # Runs a command in a fresh 'pwsh -NoProfile'. Under 'dotnet pwsh' this process is dotnet itself.

@@ -1,7 +1,7 @@
 #Requires -Version 7.0
 # Process trees end to end: the processes an instance spawns (here `sleep 300` children of the spawner fixture)
 # end with the instance when it is stopped, retired by a reload, removed, or stopped with the host; each worker
-# leads its own process group, and still exits when its Node primary dies. Real host, real Node apps on
+# leads its own process group, and still exits when its Node primary dies; what it spawned then ends too. Real host, real Node apps on
 # 127.0.0.1. Run by build.ps1 -Task Test, which sets CLUSTER_MODULE_PATH to the built Cluster.psd1.
 
 BeforeAll {
@@ -138,5 +138,37 @@ Describe 'Processes an instance spawned' -Skip:(-not $IsLinux) {
         Stop-Process -Id $primary -Force # SIGKILL: the primary can do nothing about it
 
         Assert-AllGone -Id $worker -Because 'a cluster worker exits when the IPC channel to its primary closes'
+    }
+
+    It 'are gone when the Node primary is killed, and the app comes back with the same NODE_APP_INSTANCE values' {
+        $app = Start-Spawner -Name primary-lost
+        $oldWorkers = Get-WorkerPid $app
+        $oldChildren = @((Get-Children -List $app.ChildList -WorkerPid $oldWorkers).Values | ForEach-Object { $_ })
+        $primary = Get-ParentProcessId -Id $oldWorkers[0]
+
+        Stop-Process -Id $primary -Force # SIGKILL: the primary can end nothing; the host ends its workers' groups
+
+        Assert-AllGone -Id ($oldWorkers + $oldChildren) -Because 'the processes the workers of a lost primary spawned end with them'
+        Wait-Until {
+            $now = Get-ClusterApp -Name $app.Name
+            "$($now.Status)" -eq 'Online' -and @($now.Instances | Where-Object { $_.Pid -and $_.Pid -notin $oldWorkers }).Count -eq 2
+        } -Because 'both instances to come back on a new primary'
+        $back = Get-ClusterApp -Name $app.Name
+        @($back.Instances.Instance) | Should -Be @(0, 1)
+        $instanceOf = @{}
+        foreach ($instance in $back.Instances) { $instanceOf[[int] $instance.Pid] = "$($instance.Instance)" }
+        $answered = @{}
+        for ($i = 0; $i -lt 60 -and $answered.Count -lt 2; $i++) {
+            $answer = Invoke-TestRequest -Port $app.Port
+            $answered[[int] $answer.pid] = "$($answer.instance)"
+        }
+        $answered.Count | Should -Be 2 -Because 'both new workers answer'
+        foreach ($workerPid in $answered.Keys) {
+            $answered[$workerPid] | Should -Be $instanceOf[$workerPid] -Because "worker $workerPid runs as the NODE_APP_INSTANCE of the instance it replaced"
+        }
+        $newChildren = Get-Children -List $app.ChildList -WorkerPid @($back.Instances.Pid)
+        foreach ($child in @($back.Instances.Pid | ForEach-Object { $newChildren[[int] $_] })) {
+            Test-ProcessRunning -Id $child | Should -BeTrue -Because 'the new workers and what they spawned run on'
+        }
     }
 }

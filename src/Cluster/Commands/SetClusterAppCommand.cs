@@ -129,6 +129,49 @@ namespace Cluster.Commands
         [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
         public int StabilityWindow { get; set; }
 
+        /// <summary>Exit codes after which an instance is left stopped instead of restarted; an empty list for none.</summary>
+        [Parameter]
+        [AllowEmptyCollection]
+        public int[]? StopExitCodes { get; set; }
+
+        /// <summary>Whether the instances start without the session's environment (-CleanEnvironment:$false inherits it again from this session).</summary>
+        [Parameter]
+        public SwitchParameter CleanEnvironment { get; set; }
+
+        /// <summary>The variable that holds each instance's number, in place of NODE_APP_INSTANCE.</summary>
+        [Parameter]
+        [AllowEmptyString]
+        public string? InstanceVariable { get; set; }
+
+        /// <summary>A variable of the environment whose number each instance gets increased by its own number; an empty string for none.</summary>
+        [Parameter]
+        [AllowEmptyString]
+        public string? IncrementVariable { get; set; }
+
+        /// <summary>What runs the script in fork mode: node, none, or a program; an empty string for the one its extension means.</summary>
+        [Parameter]
+        [AllowEmptyString]
+        public string? Interpreter { get; set; }
+
+        /// <summary>A cron expression for a scheduled reload (restart in fork mode); an empty string for none.</summary>
+        [Parameter]
+        [AllowEmptyString]
+        public string? CronRestart { get; set; }
+
+        /// <summary>Whether a change under the script's folder reloads the app (-Watch:$false stops watching).</summary>
+        [Parameter]
+        public SwitchParameter Watch { get; set; }
+
+        /// <summary>Names or wildcard patterns whose changes -Watch ignores; an empty list for none but node_modules and .git.</summary>
+        [Parameter]
+        [AllowEmptyCollection]
+        public string[]? WatchIgnore { get; set; }
+
+        /// <summary>Milliseconds without a further change before -Watch reloads.</summary>
+        [Parameter]
+        [ValidateRange(0, 86400000)]
+        public int WatchDelay { get; set; }
+
         /// <summary>Reload gracefully: each old instance gets the 'shutdown' message first.</summary>
         [Parameter]
         public SwitchParameter Graceful { get; set; }

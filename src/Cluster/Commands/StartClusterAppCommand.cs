@@ -140,8 +140,61 @@ namespace Cluster.Commands
         [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
         public int StabilityWindow { get; set; }
 
+        /// <summary>Exit codes after which an instance is left stopped, with the reason, instead of restarted.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [AllowEmptyCollection]
+        public int[] StopExitCodes { get; set; } = Array.Empty<int>();
+
+        /// <summary>Start the instances without this session's environment: with only the variables -Environment gives.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        public SwitchParameter CleanEnvironment { get; set; }
+
+        /// <summary>The variable that holds each instance's number, in place of NODE_APP_INSTANCE.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ValidateNotNullOrEmpty]
+        public string? InstanceVariable { get; set; }
+
+        /// <summary>A variable of -Environment holding a number that each instance gets increased by its own number (PORT 3000: instance 1 gets 3001).</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ValidateNotNullOrEmpty]
+        public string? IncrementVariable { get; set; }
+
+        /// <summary>What runs the script in fork mode: node, none (the file itself), or a program; by the file's extension when left out.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ValidateNotNullOrEmpty]
+        public string? Interpreter { get; set; }
+
+        /// <summary>A cron expression (5 fields, or 6 with seconds first): when it matches, the app is reloaded (restarted in fork mode).</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ValidateNotNullOrEmpty]
+        public string? CronRestart { get; set; }
+
+        /// <summary>Reload the app (restart it in fork mode) when a file under its script's folder changes.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        public SwitchParameter Watch { get; set; }
+
+        /// <summary>Names or wildcard patterns of files and folders whose changes -Watch ignores, beside node_modules and .git.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [AllowEmptyCollection]
+        public string[] WatchIgnore { get; set; } = Array.Empty<string>();
+
+        /// <summary>Milliseconds without a further change before -Watch reloads (default 1000).</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
+        public int WatchDelay { get; set; }
+
         protected override void ProcessRecord()
         {
+            if (CleanEnvironment && InheritEnvironment)
+            {
+                WriteError(NewError(
+                    "EnvironmentConflict",
+                    ErrorCategory.InvalidArgument,
+                    "-CleanEnvironment starts the instances with none of this session's variables, and -InheritEnvironment with all of them: give one of the two.",
+                    Name ?? Path));
+                return;
+            }
+
             StartSpec spec;
             try
             {

@@ -15,14 +15,13 @@ namespace Cluster.Commands
         /// <summary>The parameter set of a stop that sends 'shutdown' first, with -GracefulTimeout.</summary>
         public const string WithMessage = "ShutdownWithMessage";
 
-        private static readonly string[] SessionVariables = { "PM2_GRACEFUL_TIMEOUT" };
-
         /// <summary>What the cmdlet's parameters ask for; null when they leave everything to the app's settings.</summary>
         public static StopSpec? From(ClusterCmdlet cmdlet, bool shutdownWithMessage, string gracefulTimeout, string killTimeout)
         {
             int? graceful = cmdlet.Bound(gracefulTimeout);
             int? kill = cmdlet.Bound(killTimeout);
-            if (!shutdownWithMessage && kill is null)
+            var session = ClusterCmdlet.SessionVariables(EnvironmentPolicy.TimeoutVariables);
+            if (!shutdownWithMessage && kill is null && session.Count == 0)
             {
                 return null;
             }
@@ -32,7 +31,7 @@ namespace Cluster.Commands
                 ShutdownWithMessage = shutdownWithMessage,
                 GracefulTimeoutMs = graceful,
                 KillTimeoutMs = kill,
-                SessionEnvironment = ClusterCmdlet.SessionVariables(SessionVariables),
+                SessionEnvironment = session,
             };
         }
 

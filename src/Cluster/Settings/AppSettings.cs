@@ -45,6 +45,17 @@ namespace Cluster.Settings
             ["LivenessInterval"] = typeof(int),
             ["LivenessFailures"] = typeof(int),
             ["StabilityWindow"] = typeof(int),
+
+            // Restart controls, and how each instance is started
+            ["StopExitCodes"] = typeof(int[]),
+            ["CleanEnvironment"] = typeof(bool),
+            ["InstanceVariable"] = typeof(string),
+            ["IncrementVariable"] = typeof(string),
+            ["Interpreter"] = typeof(string),
+            ["CronRestart"] = typeof(string),
+            ["Watch"] = typeof(bool),
+            ["WatchIgnore"] = typeof(string[]),
+            ["WatchDelay"] = typeof(int),
         };
 
         /// <summary>The settings among a cmdlet's bound parameters (switches as $true or $false).</summary>
@@ -185,7 +196,53 @@ namespace Cluster.Settings
             spec.LivenessFailures = Has("LivenessFailures") ? Get<int>("LivenessFailures") : spec.LivenessFailures;
             spec.StabilityWindowMs = Has("StabilityWindow") ? Get<int>("StabilityWindow") : spec.StabilityWindowMs;
             ApplyEnvironment(spec, settings, session);
+            ApplyRestartControls(spec, settings, session);
             return spec;
+        }
+
+        /// <summary>The restart controls and start settings; a clean environment drops what the app inherited from the session.</summary>
+        private static void ApplyRestartControls(StartSpec spec, IReadOnlyDictionary<string, object?> settings, IDictionary session)
+        {
+            if (settings.TryGetValue("StopExitCodes", out object? codes))
+            {
+                spec.StopExitCodes = codes is int[] list && list.Length > 0 ? list.Distinct().OrderBy(c => c).ToList() : null;
+            }
+
+            string? Text(string name) => settings[name] is string text && text.Length > 0 ? text : null;
+            spec.InstanceVariable = settings.ContainsKey("InstanceVariable") ? Text("InstanceVariable") : spec.InstanceVariable;
+            spec.IncrementVariable = settings.ContainsKey("IncrementVariable") ? Text("IncrementVariable") : spec.IncrementVariable;
+            spec.Interpreter = settings.ContainsKey("Interpreter") ? Text("Interpreter") : spec.Interpreter;
+            spec.CronRestart = settings.ContainsKey("CronRestart") ? Text("CronRestart") : spec.CronRestart;
+            spec.Watch = settings.TryGetValue("Watch", out object? watch) && watch is bool watched ? watched : spec.Watch;
+            if (settings.TryGetValue("WatchIgnore", out object? ignore))
+            {
+                spec.WatchIgnore = ignore is string[] patterns && patterns.Length > 0 ? patterns.ToList() : null;
+            }
+
+            spec.WatchDelayMs = settings.TryGetValue("WatchDelay", out object? delay) ? (int?)delay : spec.WatchDelayMs;
+            if (settings.TryGetValue("CleanEnvironment", out object? clean) && clean is bool wanted && wanted != spec.CleanEnvironment)
+            {
+                spec.CleanEnvironment = wanted;
+                if (!wanted)
+                {
+                    // Inherits again what an app inherits from the session that applies the setting.
+                    foreach (KeyValuePair<string, string> inherited in EnvironmentPolicy.FromSession(session, false))
+                    {
+                        if (!spec.Environment.ContainsKey(inherited.Key))
+                        {
+                            spec.Environment[inherited.Key] = inherited.Value;
+                        }
+                    }
+                }
+            }
+
+            if (spec.CleanEnvironment)
+            {
+                foreach (string inherited in SessionSettings.Inherited(spec).Keys)
+                {
+                    spec.Environment.Remove(inherited);
+                }
+            }
         }
 
         /// <summary>Variables the settings give are set (or, with a $null value, removed); EnvironmentFromSession ones are read from the session now.</summary>
@@ -367,6 +424,15 @@ namespace Cluster.Settings
             StabilityWindowMs = spec.StabilityWindowMs,
             SessionVariables = spec.SessionVariables.ToList(),
             GivenVariables = spec.GivenVariables.ToList(),
+            StopExitCodes = spec.StopExitCodes?.ToList(),
+            CleanEnvironment = spec.CleanEnvironment,
+            InstanceVariable = spec.InstanceVariable,
+            IncrementVariable = spec.IncrementVariable,
+            Interpreter = spec.Interpreter,
+            CronRestart = spec.CronRestart,
+            Watch = spec.Watch,
+            WatchIgnore = spec.WatchIgnore?.ToList(),
+            WatchDelayMs = spec.WatchDelayMs,
         };
     }
 

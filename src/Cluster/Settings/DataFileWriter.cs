@@ -106,6 +106,43 @@ namespace Cluster.Settings
             {
                 yield return ("HealthCheckCommand", Quote(command));
             }
+
+            // Restart controls, and how each instance is started
+            if (spec.StopExitCodes is { Count: > 0 } codes)
+            {
+                yield return ("StopExitCodes", "@(" + string.Join(", ", codes.Select(c => Number(c))) + ")");
+            }
+
+            if (spec.CleanEnvironment)
+            {
+                yield return ("CleanEnvironment", "$true");
+            }
+
+            if (spec.Watch)
+            {
+                yield return ("Watch", "$true");
+            }
+
+            if (spec.WatchIgnore is { Count: > 0 } ignored)
+            {
+                yield return ("WatchIgnore", List(ignored));
+            }
+
+            if (spec.WatchDelayMs is { } watchDelay)
+            {
+                yield return ("WatchDelay", Number(watchDelay));
+            }
+
+            foreach (var (key, value) in new (string, string?)[]
+            {
+                ("InstanceVariable", spec.InstanceVariable), ("IncrementVariable", spec.IncrementVariable), ("Interpreter", spec.Interpreter), ("CronRestart", spec.CronRestart),
+            })
+            {
+                if (value is not null)
+                {
+                    yield return (key, Quote(value));
+                }
+            }
         }
 
         private static string Quote(string value) => "'" + CodeGeneration.EscapeSingleQuotedStringContent(value) + "'";

@@ -220,6 +220,18 @@ namespace Cluster.Settings
                     case "restart_delay": raw["RestartDelay"] = Number(value, property.Name); break;
                     case "max_restarts": raw["MaxRestarts"] = Number(value, property.Name); break;
                     case "autorestart": raw["NoAutoRestart"] = value.ValueKind == JsonValueKind.False; break;
+
+                    // Restart controls, and how each instance is started
+                    case "stop_exit_codes": raw["StopExitCodes"] = ExitCodes(value); break;
+                    case "filter_env": raw["CleanEnvironment"] = FilterEnvironment(value); break;
+                    case "instance_var": raw["InstanceVariable"] = Text(value, property.Name); break;
+                    case "increment_var": raw["IncrementVariable"] = Text(value, property.Name); break;
+                    case "interpreter": raw["Interpreter"] = Text(value, property.Name); break;
+                    case "cron_restart":
+                    case "cron": raw["CronRestart"] = Text(value, property.Name); break;
+                    case "watch": raw["Watch"] = value.ValueKind is JsonValueKind.True or JsonValueKind.False ? value.ValueKind == JsonValueKind.True : throw Wrong("watch", "true or false (Cluster watches the script's folder)"); break;
+                    case "ignore_watch": raw["WatchIgnore"] = Words(value, property.Name); break;
+                    case "watch_delay": raw["WatchDelay"] = Number(value, property.Name); break;
                     default:
                         if (environmentName is not null && property.Name == "env_" + environmentName)
                         {
@@ -250,6 +262,22 @@ namespace Cluster.Settings
 
             return new DeploymentEntry(raw["Name"]?.ToString() ?? "", AppSettings.Convert(raw), ignored);
         }
+
+        /// <summary>PM2's stop_exit_codes: one exit code or a list of them.</summary>
+        private static int[] ExitCodes(JsonElement value) => value.ValueKind switch
+        {
+            JsonValueKind.Number when value.TryGetInt32(out int code) => new[] { code },
+            JsonValueKind.Array => value.EnumerateArray().Select(v => v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int code) ? code : throw Wrong("stop_exit_codes", "an exit code or a list of exit codes")).ToArray(),
+            _ => throw Wrong("stop_exit_codes", "an exit code or a list of exit codes"),
+        };
+
+        /// <summary>PM2's filter_env: true starts the app without the inherited environment; a list of prefixes is not supported.</summary>
+        private static bool FilterEnvironment(JsonElement value) => value.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw Wrong("filter_env", "true or false (Cluster does not filter by a list of prefixes: give the variables the app needs in env)"),
+        };
 
         private static string Text(JsonElement value, string key) =>
             value.ValueKind == JsonValueKind.String ? value.GetString()! : throw Wrong(key, "a string");
