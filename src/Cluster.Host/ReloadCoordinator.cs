@@ -29,7 +29,9 @@ internal sealed record ReloadPlan(bool Graceful, TimeSpan ListenTimeout, Retirem
 ///   3. if the app has a readiness check (HTTP on the new worker's own loopback port, or a command), it must
 ///      pass before the new worker takes shared traffic (the health preload holds its listen until then);
 ///      if it fails, the new worker is killed and the reload stops as in 2;
-///   4. it must stay up for the stability window; if it exits within it, the reload stops as in 2;
+///   4. the first instance (or batch) of the reload must stay up for the stability window; if it exits within
+///      it, the reload stops as in 2. Once the new release has shown it stays up, the later instances are cut
+///      over as soon as they are ready and checked, so the window costs a reload once, not once per instance;
 ///   5. put it in place and retire the old worker (ManagedApp.RetireAsync): disconnect it (no new
 ///      connections reach it; graceful: the 'shutdown' message first, and the graceful timeout), then SIGINT
 ///      and a kill after the kill timeout.
@@ -149,15 +151,16 @@ internal sealed class ReloadCoordinator
 
         app.LetServe(candidate);
 
-        // 4. It must stay up for the stability window, the old worker serving meanwhile.
-        if (plan.Health.StabilityWindow > TimeSpan.Zero)
+        // 4. The reload's first instances must stay up for the stability window, the old workers serving meanwhile.
+        TimeSpan window = done == 0 ? plan.Health.StabilityWindow : TimeSpan.Zero;
+        if (window > TimeSpan.Zero)
         {
             await Step("watching the new worker stay up");
         }
 
-        if (!await app.StaysUpAsync(candidate, plan.Health.StabilityWindow))
+        if (!await app.StaysUpAsync(candidate, window))
         {
-            throw candidate.LostWithPrimary ? PrimaryLost(app, candidate) : NewWorkerExited(app, candidate, $"within {plan.Health.StabilityWindow.TotalMilliseconds} ms of being ready (its stability window)");
+            throw candidate.LostWithPrimary ? PrimaryLost(app, candidate) : NewWorkerExited(app, candidate, $"within {window.TotalMilliseconds} ms of being ready (its stability window)");
         }
 
         // 5. Put it in place, then retire the old worker.

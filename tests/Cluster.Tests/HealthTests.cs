@@ -79,6 +79,30 @@ public sealed class HealthTests : IDisposable
     }
 
     [Fact]
+    public async Task Only_the_first_instance_of_a_reload_waits_out_the_stability_window()
+    {
+        StartSpec spec = _h.Spec("api", 2);
+        spec.StabilityWindowMs = 5000;
+        await Wait.Bounded(_h.Supervisor.StartAsync(spec));
+        int secondOld = _h.KeyOf(1);
+        _h.Launcher.OnFork = _ => ForkScript.Hold;
+
+        Task<AppInfo> reload = _h.ReloadAsync("api");
+        int firstNew = await ForkedAsync();
+        _h.Launcher.Current.Listen(firstNew);
+        await Wait.UntilAsync(() => _h.Progress.Any(p => p.Operation == "watching the new worker stay up"), "the reload watched the first new worker");
+        await Wait.AdvanceUntilAsync(_h.Time, Step, () => _h.Timeline.Forks(1).Count == 2, "the second instance's new worker was forked");
+
+        // The release has stayed up once: the second new worker is cut over as soon as it is ready.
+        await Wait.UntilAsync(() => _h.Timeline.Entries.Any(e => e.IsEvent(PrimaryEvent.Forked, _h.KeyOf(1))), "the second new worker was forked");
+        _h.Launcher.Current.Listen(_h.KeyOf(1));
+        await Wait.UntilAsync(() => _h.Timeline.CommandsFor(secondOld).Any(c => c.Cmd == PrimaryCommand.Disconnect), "the second old worker was disconnected without a second window");
+        Assert.Equal(1, _h.Progress.Count(p => p.Operation == "watching the new worker stay up"));
+        await Wait.AdvanceUntilAsync(_h.Time, Step, () => reload.IsCompleted, "the reload finished");
+        Assert.Equal("online", (await Wait.Bounded(reload)).Status);
+    }
+
+    [Fact]
     public async Task A_reload_can_set_its_own_stability_window()
     {
         await StartAsync(new StartSpec { StabilityWindowMs = 60000 });
