@@ -17,7 +17,7 @@
         'Stop-ClusterApp'
         'Restart-ClusterApp'
         'Remove-ClusterApp'
-        'Get-ClusterLog'
+        'Get-ClusterAppLog'
         'Invoke-ClusterReload'
         'Invoke-ClusterGracefulReload'
         'Set-ClusterApp'

@@ -12,7 +12,7 @@
       - throughput under wrk -t1 -c16, keep-alive and a new connection per request, with Cluster's
         RoundRobin and Shared scheduling, and how requests spread across instances;
       - memory: the Cluster host plus its Node primaries vs PM2's God daemon, with 1 and with 5 apps;
-      - log tail (Cluster only): Get-ClusterLog -Tail 1000 / 10000 / 100000 of a 60 MB log, and the host's RSS
+      - log tail (Cluster only): Get-ClusterAppLog -Tail 1000 / 10000 / 100000 of a 60 MB log, and the host's RSS
         before, at its peak and after.
     -Only runs the named measures alone (and writes no report, which would be partial).
     Installs PM2 (into bench/.work/pm2, PM2_HOME bench/.work/pm2-home) and wrk (Debian package) when missing.
@@ -571,7 +571,7 @@ function Get-PeakRss([int] $ProcessId) {
     [long] (($line -split '\s+')[1]) * 1KB
 }
 
-# Get-ClusterLog -Tail N of one instance's 60 MB log, N = 1000, 10000, 100000 (median of $LogTailSamples each),
+# Get-ClusterAppLog -Tail N of one instance's 60 MB log, N = 1000, 10000, 100000 (median of $LogTailSamples each),
 # with the host's RSS before, its peak over the run, and its RSS 2 s after the last tail.
 function Measure-LogTail {
     $clusterHome = Enter-ClusterHome
@@ -587,7 +587,7 @@ function Measure-LogTail {
         $null = Invoke-Checked node @('-e', $fill, $log, "$LogTailBytes")
         $logBytes = (Get-Item $log).Length
         $hostPid = (Get-ClusterHost).Pid
-        for ($i = 0; $i -lt 3; $i++) { $null = Get-ClusterLog logtail -Instance 0 -Tail 10 }
+        for ($i = 0; $i -lt 3; $i++) { $null = Get-ClusterAppLog logtail -Instance 0 -Tail 10 }
         Start-Sleep -Seconds 2
         $before = Get-Rss $hostPid
         $peakBefore = Get-PeakRss $hostPid
@@ -596,9 +596,9 @@ function Measure-LogTail {
             $samples = [System.Collections.Generic.List[double]]::new()
             for ($i = 0; $i -lt $LogTailSamples; $i++) {
                 $clock = [System.Diagnostics.Stopwatch]::StartNew()
-                $lines = @(Get-ClusterLog logtail -Instance 0 -Tail $count)
+                $lines = @(Get-ClusterAppLog logtail -Instance 0 -Tail $count)
                 $samples.Add($clock.Elapsed.TotalMilliseconds)
-                if ($lines.Count -ne $count) { throw "Get-ClusterLog -Tail $count returned $($lines.Count) lines." }
+                if ($lines.Count -ne $count) { throw "Get-ClusterAppLog -Tail $count returned $($lines.Count) lines." }
                 $lines = $null
             }
             $times["$count"] = $samples.ToArray()
@@ -926,7 +926,7 @@ try {
     }
 
     if (Test-Selected 'LogTail') {
-        Write-Step "Log tail: Get-ClusterLog -Tail $($LogTailCounts -join ' / ') of a $(Format-MB $LogTailBytes) log ($LogTailSamples each)"
+        Write-Step "Log tail: Get-ClusterAppLog -Tail $($LogTailCounts -join ' / ') of a $(Format-MB $LogTailBytes) log ($LogTailSamples each)"
         Invoke-Measure LogTail { Measure-LogTail }
     }
 }
@@ -1029,7 +1029,7 @@ foreach ($case in $memoryCases) {
     }
 }
 
-$measure = "Get-ClusterLog -Tail N of one instance's $(Format-MB $LogTailBytes) log, N = $($LogTailCounts -join ' / ') (median of $LogTailSamples)"
+$measure = "Get-ClusterAppLog -Tail N of one instance's $(Format-MB $LogTailBytes) log, N = $($LogTailCounts -join ' / ') (median of $LogTailSamples)"
 if (Test-Measured @('LogTail') $measure '—' $rows) {
     $tail = $results.LogTail
     $medians = @($LogTailCounts | ForEach-Object { Get-Median $tail.Times["$_"] })
@@ -1171,7 +1171,7 @@ $sections.Add(@"
   Cluster host (``Get-ClusterHost``) plus its Node primaries (the parent processes of the workers). Worker RSS is
   listed for information only: PM2 loads its agent into every worker, Cluster loads a small drain preload.
 - **Log tail**: one instance of bench/app.js, its log filled to $(Format-MB $LogTailBytes) with 100-byte lines while it
-  runs, then ``Get-ClusterLog -Instance 0 -Tail N`` in this session (the lines as PowerShell objects included),
+  runs, then ``Get-ClusterAppLog -Instance 0 -Tail N`` in this session (the lines as PowerShell objects included),
   $LogTailSamples times per N. Host RSS is read before the first tail and 2 s after the last one; the peak is the
   host's VmHWM (/proc), which covers its whole life.
 

@@ -5,7 +5,7 @@ namespace Cluster.Host;
 
 /// <summary>
 /// The log files of an app's instances (all, or one): their last lines, then what is written to them from
-/// then on (Get-ClusterLog -Follow). The tail ends where following starts, so no line is lost or repeated.
+/// then on (Get-ClusterAppLog -Follow). The tail ends where following starts, so no line is lost or repeated.
 /// Each file is followed by its open handle, across rotations: when the path moves on to a new file, the old one
 /// (and any rotated after it meanwhile) is read to its end before the new one is read from its start.
 /// </summary>

@@ -232,7 +232,7 @@ internal sealed class ReloadCoordinator
         string how = ManagedApp.DescribeExit(candidate);
         string message = $"The new worker for instance {candidate.Instance} of '{app.Name}' {how} before it was ready. "
             + "The reload stopped there: the old worker keeps serving and no other instance was touched. "
-            + "Fix the app and reload again; Get-ClusterLog shows its output." + app.ErrorOutputSuffix(candidate);
+            + "Fix the app and reload again; Get-ClusterAppLog shows its output." + app.ErrorOutputSuffix(candidate);
         app.ReloadError = message;
         app.Log.Error("Reload of {App} stopped: the new worker for instance {Instance} {How}", app.Name, candidate.Instance, how);
         return new ClusterException("NewInstanceExited", ErrorCategories.InvalidResult, message, app.Name);

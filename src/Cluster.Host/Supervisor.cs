@@ -659,7 +659,7 @@ internal sealed class Supervisor
         "InstanceExited",
         ErrorCategories.InvalidResult,
         $"Instance {worker.Instance} of '{app.Name}' {ManagedApp.DescribeExit(worker)} before it was ready, {consequence}. "
-            + "Check the script and its arguments; Get-ClusterLog shows its output." + app.ErrorOutputSuffix(worker),
+            + "Check the script and its arguments; Get-ClusterAppLog shows its output." + app.ErrorOutputSuffix(worker),
         app.Name);
 
     private ManagedApp Register(AppDefinition definition)

@@ -65,7 +65,7 @@ public sealed class CmdletTests
     private static readonly string[] TakeAnAppsName =
     {
         "Get-ClusterApp", "Stop-ClusterApp", "Restart-ClusterApp", "Remove-ClusterApp", "Set-ClusterApp",
-        "Invoke-ClusterReload", "Invoke-ClusterGracefulReload", "Get-ClusterLog",
+        "Invoke-ClusterReload", "Invoke-ClusterGracefulReload", "Get-ClusterAppLog",
     };
 
     private readonly ModuleRunspace _module;

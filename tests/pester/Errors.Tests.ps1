@@ -176,7 +176,7 @@ Describe 'Cmdlets given an app that does not exist' {
         @{ Command = 'Stop-ClusterApp'; ErrorId = 'StopClusterAppAppNotFound,Cluster.Commands.StopClusterAppCommand' }
         @{ Command = 'Restart-ClusterApp'; ErrorId = 'RestartClusterAppAppNotFound,Cluster.Commands.RestartClusterAppCommand' }
         @{ Command = 'Remove-ClusterApp'; ErrorId = 'RemoveClusterAppAppNotFound,Cluster.Commands.RemoveClusterAppCommand' }
-        @{ Command = 'Get-ClusterLog'; ErrorId = 'GetClusterLogAppNotFound,Cluster.Commands.GetClusterLogCommand' }
+        @{ Command = 'Get-ClusterAppLog'; ErrorId = 'GetClusterAppLogAppNotFound,Cluster.Commands.GetClusterAppLogCommand' }
     ) {
         $parameters = @{ Name = 'no-such-app'; ErrorVariable = 'failures'; ErrorAction = 'SilentlyContinue' }
         if ($Command -eq 'Remove-ClusterApp') { $parameters.Confirm = $false }

@@ -12,7 +12,7 @@ BeforeAll {
     $script:Started = Start-ClusterApp -Path (Join-Path $Fixture 'server.js') -Name $AppName -Instances 2 -Environment @{ PORT = $Port } -ErrorAction Stop
     $script:Pids = @($Started.Instances.Pid)
     # Each instance logs a line once it listens; it may reach its log file just after the start returns.
-    Wait-Until { @(Get-ClusterLog $AppName).Count -ge 2 } -TimeoutSeconds 10 -Because 'both instances to log that they listen'
+    Wait-Until { @(Get-ClusterAppLog $AppName).Count -ge 2 } -TimeoutSeconds 10 -Because 'both instances to log that they listen'
     $PSStyle.OutputRendering = 'PlainText'
 
     # Rendered as at the prompt, wide enough that no column is cut.
@@ -63,7 +63,7 @@ Describe 'The app views' {
     }
 
     It 'shows a log line as app[instance] stream | text' {
-        $text = Get-ClusterLog $AppName -Instance 0 | ConvertTo-Text
+        $text = Get-ClusterAppLog $AppName -Instance 0 | ConvertTo-Text
         $text | Should -Match ([regex]::Escape("$AppName[0] out | instance 0 listening on $Port"))
     }
 
@@ -93,7 +93,7 @@ Describe 'The views of deserialized objects' {
     }
 
     It 'shows deserialized log lines and host like the live ones' {
-        (Copy-Deserialized (Get-ClusterLog $AppName -Instance 1) | ConvertTo-Text) |
+        (Copy-Deserialized (Get-ClusterAppLog $AppName -Instance 1) | ConvertTo-Text) |
             Should -Match ([regex]::Escape("$AppName[1] out | instance 1 listening on $Port"))
         (Copy-Deserialized (Get-ClusterHost) | ConvertTo-Text) | Should -Match "(?m)^Home\s+: $([regex]::Escape($ClusterHome))\s*$"
     }
@@ -144,7 +144,7 @@ Describe 'Tab completion' {
     It 'completes -Name of <Command> with the names of running apps' -ForEach @(
         @{ Command = 'Get-ClusterApp' }
         @{ Command = 'Invoke-ClusterReload' }
-        @{ Command = 'Get-ClusterLog' }
+        @{ Command = 'Get-ClusterAppLog' }
     ) {
         $completions = Get-Completion "$Command -Name fmtv"
         $completions.CompletionText | Should -Contain $AppName

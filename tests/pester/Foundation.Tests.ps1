@@ -383,7 +383,7 @@ Describe 'Getting apps and piping them' {
     }
 }
 
-Describe 'Get-ClusterLog' {
+Describe 'Get-ClusterAppLog' {
     BeforeAll {
         $script:Chatty = Start-EchoApp -Name chatty -Instances 2
     }
@@ -393,7 +393,7 @@ Describe 'Get-ClusterLog' {
     }
 
     It 'returns what each instance wrote to stdout and stderr' {
-        $lines = @(Get-ClusterLog chatty)
+        $lines = @(Get-ClusterAppLog chatty)
 
         foreach ($instance in 0, 1) {
             $out = @($lines | Where-Object { $_.Instance -eq $instance -and $_.Stream -eq 'Out' })
@@ -406,7 +406,7 @@ Describe 'Get-ClusterLog' {
     }
 
     It 'with -Instance returns only that instance' {
-        $lines = @(Get-ClusterLog chatty -Instance 1)
+        $lines = @(Get-ClusterAppLog chatty -Instance 1)
 
         $lines.Count | Should -Be 6
         foreach ($line in $lines) { $line.Instance | Should -Be 1 }
@@ -414,7 +414,7 @@ Describe 'Get-ClusterLog' {
     }
 
     It 'with -Tail returns only the last lines of each stream' {
-        $lines = @(Get-ClusterLog chatty -Tail 1)
+        $lines = @(Get-ClusterAppLog chatty -Tail 1)
 
         $lines.Count | Should -Be 4
         foreach ($instance in 0, 1) {
@@ -422,7 +422,7 @@ Describe 'Get-ClusterLog' {
             ($lines | Where-Object { $_.Instance -eq $instance -and $_.Stream -eq 'Err' }).Text | Should -Be "echo err 3 of 3 from instance $instance"
         }
 
-        $oneInstance = @(Get-ClusterLog chatty -Instance 0 -Tail 2)
+        $oneInstance = @(Get-ClusterAppLog chatty -Instance 0 -Tail 2)
         $oneInstance.Count | Should -Be 4
         @($oneInstance | Where-Object Stream -EQ 'Err').Text | Should -Be @('echo err 2 of 3 from instance 0', 'echo err 3 of 3 from instance 0')
     }

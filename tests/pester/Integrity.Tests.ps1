@@ -320,8 +320,8 @@ Describe 'Environment names, request sizes and what one request may ask' {
     }
 
     It 'caps -Tail and -LogFileCount in the cmdlets at the same limits' {
-        (Get-ThrownError { Get-ClusterLog steady -Tail 100001 -ErrorAction Stop }).FullyQualifiedErrorId |
-            Should -Be 'ParameterArgumentValidationError,Cluster.Commands.GetClusterLogCommand'
+        (Get-ThrownError { Get-ClusterAppLog steady -Tail 100001 -ErrorAction Stop }).FullyQualifiedErrorId |
+            Should -Be 'ParameterArgumentValidationError,Cluster.Commands.GetClusterAppLogCommand'
         (Get-ThrownError { Start-ClusterApp $ServerScript -Name capped -LogFileCount 1001 -ErrorAction Stop }).FullyQualifiedErrorId |
             Should -Be 'ParameterArgumentValidationError,Cluster.Commands.StartClusterAppCommand'
         Assert-HostStillServes

@@ -1,5 +1,5 @@
 #Requires -Version 7.0
-# Instance logs end to end: Get-ClusterLog -Follow across many rotations of a busy log, rotation on line
+# Instance logs end to end: Get-ClusterAppLog -Follow across many rotations of a busy log, rotation on line
 # boundaries, the cap on a line's length, and symbolic links planted at log paths. Real host, real Node apps of
 # tests/fixtures/logs on 127.0.0.1. Run by build.ps1 -Task Test, which sets CLUSTER_MODULE_PATH to the built
 # Cluster.psd1.
@@ -55,14 +55,14 @@ BeforeAll {
         @($rotated) + @(Get-Item (Join-Path $Logs $Name))
     }
 
-    # Runs Get-ClusterLog -Follow in another runspace, as a user's session would; Stop-Follow ends it like Ctrl+C.
+    # Runs Get-ClusterAppLog -Follow in another runspace, as a user's session would; Stop-Follow ends it like Ctrl+C.
     function Start-Follow([string] $Name) {
         $shell = [powershell]::Create()
         $output = [System.Management.Automation.PSDataCollection[psobject]]::new()
         $null = $shell.AddScript({
                 param($ModulePath, $AppName)
                 Import-Module $ModulePath
-                Get-ClusterLog -Name $AppName -Follow -Tail 1
+                Get-ClusterAppLog -Name $AppName -Follow -Tail 1
             }).AddArgument($env:CLUSTER_MODULE_PATH).AddArgument($Name)
         $invocation = $shell.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]::new(), $output)
         [pscustomobject]@{ Shell = $shell; Output = $output; Invocation = $invocation }
@@ -92,7 +92,7 @@ AfterAll {
     Remove-Item -Recurse -Force $Outside -ErrorAction SilentlyContinue
 }
 
-Describe 'Get-ClusterLog -Follow' {
+Describe 'Get-ClusterAppLog -Follow' {
     AfterEach { Remove-AllApps }
 
     It 'receives every line exactly once, none torn, across 20 and more rotations of a 2 MB/s log' {

@@ -15,7 +15,7 @@ BeforeAll {
         'Stop-ClusterApp'
         'Restart-ClusterApp'
         'Remove-ClusterApp'
-        'Get-ClusterLog'
+        'Get-ClusterAppLog'
         'Invoke-ClusterReload'
         'Invoke-ClusterGracefulReload'
         'Set-ClusterApp'

@@ -58,7 +58,7 @@ BeforeAll {
         param([Parameter(Mandatory)] [string] $Name, [int] $Instance = -1)
         $selection = @{ Name = $Name; Tail = 10000 }
         if ($Instance -ge 0) { $selection.Instance = $Instance }
-        @(Get-ClusterLog @selection | Where-Object Stream -EQ 'Out' | ForEach-Object Text)
+        @(Get-ClusterAppLog @selection | Where-Object Stream -EQ 'Out' | ForEach-Object Text)
     }
 
     # Output passes through the Node primary on its way to the log, so a worker's last line may land there

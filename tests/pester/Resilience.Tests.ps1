@@ -400,7 +400,7 @@ Describe 'Instance logs' {
         $numbers.Count | Should -Be (3000 - $numbers[0] + 1)
     }
 
-    It 'Get-ClusterLog -Follow streams a line written after it started, until stopped' {
+    It 'Get-ClusterAppLog -Follow streams a line written after it started, until stopped' {
         $app = Start-TestApp -Script 'server.js' -Name followed -Instances 1
         $marker = "followed-line-$([guid]::NewGuid().ToString('n'))"
         $shell = [powershell]::Create()
@@ -412,10 +412,10 @@ Describe 'Instance logs' {
             $null = $shell.AddScript({
                     param($ModulePath)
                     Import-Module $ModulePath
-                    Get-ClusterLog -Name followed -Follow -Tail 1
+                    Get-ClusterAppLog -Name followed -Follow -Tail 1
                 }).AddArgument($env:CLUSTER_MODULE_PATH)
             $invocation = $shell.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]::new(), $output)
-            Wait-Until { $output.Count -ge 1 } -Because 'Get-ClusterLog -Follow to write the last line before it follows'
+            Wait-Until { $output.Count -ge 1 } -Because 'Get-ClusterAppLog -Follow to write the last line before it follows'
             @(Get-Streamed | Where-Object { $_.Text -eq $marker }) | Should -BeNullOrEmpty
 
             $null = Invoke-TestRequest -Port $app.Port -Path "/say?text=$marker"

@@ -4,9 +4,9 @@ using Cluster.Protocol;
 namespace Cluster.Commands
 {
     /// <summary>Gets what an app's instances wrote to stdout and stderr; with -Follow, keeps streaming new lines until Ctrl+C.</summary>
-    [Cmdlet(VerbsCommon.Get, "ClusterLog")]
+    [Cmdlet(VerbsCommon.Get, "ClusterAppLog")]
     [OutputType(typeof(LogLine))]
-    public sealed class GetClusterLogCommand : ClusterCmdlet
+    public sealed class GetClusterAppLogCommand : ClusterCmdlet
     {
         /// <summary>The app's name.</summary>
         [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
