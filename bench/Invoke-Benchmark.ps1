@@ -1192,6 +1192,9 @@ if ($Only.Count -gt 0) {
 elseif ($ReportPath) {
     $full = [IO.Path]::GetFullPath($ReportPath)
     $null = New-Item -ItemType Directory -Force -Path (Split-Path $full)
+    # The fleet section is bench/Measure-FleetRollout.ps1's (it needs an sshd); it stays as that script last wrote it.
+    $previous = if (Test-Path $full) { Get-Content -Raw $full } else { '' }
+    if ($previous -match '(?s)<!-- fleet -->.*<!-- /fleet -->') { $report += "`n" + $Matches[0] + "`n" }
     Set-Content -Path $full -Value $report -Encoding utf8NoBOM -NoNewline
     Write-Step "Wrote $full"
 }

@@ -12,7 +12,7 @@
 //                    generation, restarts, definition}   (the last three are kept for the next host and echoed in 'state')
 //             {cmd:'disconnect', key}   {cmd:'send', key, message}   {cmd:'signal', key, signal}
 //             {cmd:'state'}   {cmd:'ping', seq}   {cmd:'exit'}
-//   events    {event:'state', pid, node, nodePath, scheduling, pings:true, workers:[{key, app, instance, pid, ready, started, generation, restarts, definition}]}
+//   events    {event:'state', pid, node, nodePath, scheduling, pings:true, workers:[{key, app, instance, pid, ready, started, generation, restarts, healthPort?, definition}]}
 //             {event:'pong', seq}   (the host pings every second: a primary that stops answering is killed and replaced)
 //             {event:'forked', key, pid}   {event:'listening', key, address, port}
 //             {event:'message', key, message}   {event:'disconnect', key}
@@ -74,7 +74,15 @@ function relayMessage(key, message) {
   // Only short string messages ('online', 'ready', ...) mean anything to the host.
   if (typeof message !== 'string' || message.length > 256) return;
   if (message === 'online' || message === 'ready') markReady(key);
+  if (message.startsWith(HEALTH_PORT_MESSAGE)) keepHealthPort(key, Number(message.slice(HEALTH_PORT_MESSAGE.length)));
   emit({ event: 'message', key, message });
+}
+
+// Said by the health preload (health.js): the port an instance answers its checks on, kept for a later host.
+const HEALTH_PORT_MESSAGE = 'cluster:health-port:';
+function keepHealthPort(key, port) {
+  const worker = workers.get(key);
+  if (worker && Number.isInteger(port)) worker.healthPort = port;
 }
 
 // Kept so that a host adopting this primary knows which workers were serving already.
@@ -401,7 +409,7 @@ function state() {
     pings: true,
     workers: [...workers.entries()].map(([key, w]) => ({
       key, app: w.app, instance: w.instance, pid: w.process.pid, ready: w.ready, started: w.started,
-      generation: w.generation, restarts: w.restarts, definition: w.definition,
+      generation: w.generation, restarts: w.restarts, healthPort: w.healthPort, definition: w.definition,
     })),
   };
 }

@@ -45,6 +45,9 @@ internal sealed class HostPaths
 
     public string DrainScript => Path.Combine(ModuleDirectory, "drain.js");
 
+    /// <summary>The preload that holds an app's listen back until its HTTP check passed on a loopback port of its own.</summary>
+    public string HealthScript => Path.Combine(ModuleDirectory, "health.js");
+
     public string OutLog(string app, int instance) => Path.Combine(Logs, $"{app}-{instance}.out.log");
 
     public string ErrorLog(string app, int instance) => Path.Combine(Logs, $"{app}-{instance}.err.log");

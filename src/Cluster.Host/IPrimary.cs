@@ -41,6 +41,9 @@ internal sealed record AdoptedWorker(
 
     public int Restarts { get; init; }
 
+    /// <summary>The loopback port its health preload answers checks on, as the primary heard it said.</summary>
+    public int? HealthPort { get; init; }
+
     /// <summary>The app's definition as the host that forked the worker had it (JSON), if the primary kept it.</summary>
     public string? Definition { get; init; }
 }

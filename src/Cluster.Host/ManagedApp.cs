@@ -57,6 +57,15 @@ internal sealed class ManagedApp
 
     public TimeProvider Time => _time;
 
+    /// <summary>What makes the app's instances ready and healthy, as its settings say now.</summary>
+    public HealthPlan Health => HealthPlan.For(Definition.Spec);
+
+    /// <summary>
+    /// Replaces instances of the app without downtime (a reload of those instances alone, in cluster mode); set by
+    /// the supervisor, which runs reloads. Called on the app's loop.
+    /// </summary>
+    public Func<IReadOnlyList<int>, Task>? ReplaceInstances { get; set; }
+
     public ILogger Log => _log;
 
     public IReadOnlyList<Slot> Slots => _slots;
@@ -155,6 +164,76 @@ internal sealed class ManagedApp
         _log.Debug("Instance {Instance} of {App}: {From} -> {To} {Reason}", slot.Instance, Name, slot.State, state, reason ?? "");
         slot.State = state;
         slot.Reason = reason;
+        if (state == SlotState.Online && slot.Current is { Watched: false } worker && Health.LivenessInterval is not null)
+        {
+            worker.Watched = true;
+            _ = WatchLivenessAsync(slot, worker);
+        }
+    }
+
+    /// <summary>
+    /// Checks an online worker again every liveness interval, on the app's loop; after the set number of failures
+    /// in a row (a hung event loop answers nothing), it is replaced, and its slot and the host log say why.
+    /// </summary>
+    private async Task WatchLivenessAsync(Slot slot, Worker worker)
+    {
+        int failures = 0;
+        while (!_disposed)
+        {
+            HealthPlan health = Health;
+            if (health.LivenessInterval is not { } interval || !health.HasCheck)
+            {
+                return;
+            }
+
+            await Task.Delay(interval, _time);
+            if (_disposed || worker.HasExited || worker.Retiring || !ReferenceEquals(slot.Current, worker))
+            {
+                return;
+            }
+
+            if (slot.State != SlotState.Online || _operation is not null)
+            {
+                continue; // checked again once nothing else is replacing or stopping it
+            }
+
+            CheckResult result = await HealthCheck.OnceAsync(health, worker, Definition.Spec, health.CheckTimeout, _time);
+            if (result.Passed)
+            {
+                failures = 0;
+                continue;
+            }
+
+            failures++;
+            _log.Warning("Instance {Instance} of {App} (pid {Pid}) failed its liveness check ({Failures} of {Allowed} in a row): {Check}", worker.Instance, Name, worker.Pid, failures, health.LivenessFailures, result.Description);
+            if (failures < health.LivenessFailures || worker.HasExited || !ReferenceEquals(slot.Current, worker) || _operation is not null)
+            {
+                continue;
+            }
+
+            string reason = $"pid {worker.Pid} failed its liveness check {failures} times in a row ({result.Description}); replaced";
+            _log.Error("Replacing instance {Instance} of {App} (pid {Pid}): it failed its liveness check {Failures} times in a row ({Check})", worker.Instance, Name, worker.Pid, failures, result.Description);
+            Enter(slot, SlotState.Online, reason);
+            if (ReplaceInstances is { } replace)
+            {
+                try
+                {
+                    await replace(new[] { slot.Instance });
+                }
+                catch (ClusterException e)
+                {
+                    _log.Error("Could not replace instance {Instance} of {App} after its liveness failures: {Message}", slot.Instance, Name, e.Message);
+                }
+            }
+
+            if (ReferenceEquals(slot.Current, worker))
+            {
+                continue; // the replacement failed (the host log says why): tried again after the next failure
+            }
+
+            Enter(slot, slot.State, reason);
+            return;
+        }
     }
 
     /// <summary>
@@ -168,6 +247,7 @@ internal sealed class ManagedApp
         var worker = new Worker(Interlocked.Increment(ref s_lastKey), instance, generation, _time.GetUtcNow())
         {
             ErrorLogOffset = LogTail.LengthOf(_paths.ErrorLog(Name, instance)),
+            OutLogOffset = LogTail.LengthOf(_paths.OutLog(Name, instance)),
         };
         _workers[worker.Key] = worker;
         primary.Send(ForkCommand(worker, restarts));
@@ -342,10 +422,13 @@ internal sealed class ManagedApp
         }
 
         Readiness[] results = await Task.WhenAll(started.Select(w => WaitReadyAsync(w, listenTimeout, CancellationToken.None)));
+        HealthPlan health = Health;
+        bool[] passed = await Task.WhenAll(started.Select((w, i) =>
+            results[i] is Readiness.Exited or Readiness.NotStarted ? Task.FromResult(false) : PassCheckOrEndAsync(w, health)));
         var failed = new List<Worker>();
         for (int i = 0; i < started.Count; i++)
         {
-            if (results[i] is Readiness.Exited or Readiness.NotStarted)
+            if (!passed[i])
             {
                 failed.Add(started[i]);
             }
@@ -360,9 +443,91 @@ internal sealed class ManagedApp
 
     public TimeSpan ListenTimeout => Timeouts.Listen(Definition.Spec.ListenTimeoutMs, null, Definition.Spec.Environment);
 
+    /// <summary>
+    /// Runs the app's readiness check on a ready worker, if it has one, and lets the worker take shared traffic
+    /// once it passed (the health preload held its listen back until then). A worker that fails is killed, and
+    /// its <see cref="Worker.FailureReason"/> says why; one started here and not yet supervised then counts as not started.
+    /// </summary>
+    public async Task<bool> PassCheckOrEndAsync(Worker worker, HealthPlan health)
+    {
+        CheckResult? check = await CheckAsync(worker, health);
+        if (check is { Passed: false })
+        {
+            await EndFailedAsync(worker, $"failed its readiness check: {check.Description}");
+            return false;
+        }
+
+        if (worker.HasExited)
+        {
+            return false;
+        }
+
+        LetServe(worker);
+        Slot? slot = SlotOf(worker);
+        if (slot is { State: SlotState.Launching })
+        {
+            worker.MarkOnlineAfterTimeout();
+            Enter(slot, SlotState.Online);
+        }
+
+        return true;
+    }
+
+    /// <summary>The app's readiness check on the worker (null when the app has none), on the worker's own port.</summary>
+    public async Task<CheckResult?> CheckAsync(Worker worker, HealthPlan health)
+    {
+        if (!health.HasCheck)
+        {
+            return null;
+        }
+
+        CheckResult result = await HealthCheck.UntilPassedAsync(health, worker, Definition.Spec, _time);
+        if (worker.HasExited && !result.Passed)
+        {
+            return result with { Description = $"{result.Description}; the instance {DescribeExit(worker)}" };
+        }
+
+        _log.Information("Instance {Instance} (pid {Pid}) {Outcome} its readiness check: {Check}", worker.Instance, worker.Pid, result.Passed ? "passed" : "failed", result.Description);
+        return result;
+    }
+
+    /// <summary>Tells the health preload of a worker that passed its check to let the app's held listen go ahead.</summary>
+    public void LetServe(Worker worker)
+    {
+        if (HealthPlan.HoldsListen(Definition.Spec) && !worker.HasExited)
+        {
+            _primary?.Send(new PrimaryCommand { Cmd = PrimaryCommand.Send, Key = worker.Key, Message = HealthPlan.ServeMessage });
+        }
+    }
+
+    /// <summary>Kills a worker the host found broken (a failed check), saying why; it never took shared traffic if it was new.</summary>
+    public async Task EndFailedAsync(Worker worker, string reason)
+    {
+        worker.FailureReason = reason;
+        _log.Warning("Instance {Instance} (pid {Pid}) {Reason}; killing it", worker.Instance, worker.Pid, reason);
+        if (!worker.HasExited)
+        {
+            // Not marked retiring: a supervised worker's exit goes to the restart policy, as a crash would.
+            _primary?.Send(new PrimaryCommand { Cmd = PrimaryCommand.Signal, Key = worker.Key, SignalName = "SIGKILL" });
+            await ExitsWithinAsync(worker, LastWaitForExit);
+        }
+    }
+
+    /// <summary>Whether a new worker stays up for the window after it was ready.</summary>
+    public async Task<bool> StaysUpAsync(Worker worker, TimeSpan window)
+    {
+        if (window > TimeSpan.Zero)
+        {
+            await WithinAsync(worker.Exited, window);
+        }
+
+        return !worker.HasExited;
+    }
+
     /// <summary>How a worker ended, for a message: "exited with code 1", "was killed by SIGKILL", ...</summary>
     public static string DescribeExit(Worker worker) =>
-        !worker.HasExited ? "did not start within the listen timeout (its Node primary never reported the process)"
+        worker.FailureReason is { } reason ? reason
+        : !worker.HasExited ? "did not start within the listen timeout (its Node primary never reported the process)"
         : worker.SpawnError is { } error ? $"could not start ({error})"
         : worker.ExitSignal is { } signal ? $"was killed by {signal}"
         : $"exited with code {worker.ExitCode}";
@@ -372,6 +537,14 @@ internal sealed class ManagedApp
     {
         IReadOnlyList<string> stderr = LogTail.Read(_paths.ErrorLog(Name, worker.Instance), lines, worker.ErrorLogOffset);
         return stderr.Count == 0 ? "" : Environment.NewLine + "Its last error output:" + Environment.NewLine + string.Join(Environment.NewLine, stderr);
+    }
+
+    /// <summary>The last lines a worker wrote to stderr and stdout since it was forked, as the end of an error message.</summary>
+    public string OutputSuffix(Worker worker, int lines = 20)
+    {
+        IReadOnlyList<string> stdout = LogTail.Read(_paths.OutLog(Name, worker.Instance), lines, worker.OutLogOffset);
+        return ErrorOutputSuffix(worker, lines)
+            + (stdout.Count == 0 ? "" : Environment.NewLine + "Its last output:" + Environment.NewLine + string.Join(Environment.NewLine, stdout));
     }
 
     /// <summary>
@@ -394,6 +567,11 @@ internal sealed class ManagedApp
             {
                 var worker = new Worker(adopted.Key, adopted.Instance, adopted.Generation, adopted.Started);
                 worker.MarkForked(adopted.Pid);
+                if (adopted.HealthPort is { } port)
+                {
+                    worker.MarkListened(port);
+                }
+
                 if (adopted.Ready)
                 {
                     worker.MarkReady();
@@ -555,6 +733,12 @@ internal sealed class ManagedApp
             execArgv.Add(_paths.DrainScript);
         }
 
+        if (HealthPlan.HoldsListen(spec))
+        {
+            execArgv.Add("--require");
+            execArgv.Add(_paths.HealthScript);
+        }
+
         execArgv.AddRange(spec.NodeArguments);
         return new PrimaryCommand
         {
@@ -605,17 +789,31 @@ internal sealed class ManagedApp
         {
             case PrimaryEvent.Forked:
                 worker.MarkForked(received.Pid ?? 0);
-                if (!Definition.IsCluster)
+                if (!Definition.IsCluster && !Definition.Spec.WaitReady)
                 {
                     MarkReady(worker); // a fork-mode process is up once it has spawned
                 }
 
                 break;
             case PrimaryEvent.Listening:
-                MarkReady(worker);
+                worker.MarkListened();
+                if (!Definition.Spec.WaitReady)
+                {
+                    MarkReady(worker);
+                }
+
                 break;
             case PrimaryEvent.Message when received.Text is "online" or "ready":
                 MarkReady(worker);
+                break;
+            case PrimaryEvent.Message when HealthPortIn(received.Text) is { } port:
+                // The app asked to listen; the health preload holds that listen until its check passed.
+                worker.MarkListened(port);
+                if (!Definition.Spec.WaitReady)
+                {
+                    MarkReady(worker);
+                }
+
                 break;
             case PrimaryEvent.Disconnected:
                 worker.MarkDisconnected();
@@ -630,11 +828,19 @@ internal sealed class ManagedApp
     {
         worker.MarkReady();
         Slot? slot = SlotOf(worker);
-        if (slot is { State: SlotState.Launching })
+        // With a readiness check, the worker is online once it passed (PassCheckOrEndAsync), not when it listens.
+        if (slot is { State: SlotState.Launching } && !Health.HasCheck)
         {
             Enter(slot, SlotState.Online);
         }
     }
+
+    private static int? HealthPortIn(string? text) =>
+        text is not null && text.StartsWith(HealthPlan.PortMessagePrefix, StringComparison.Ordinal)
+        && int.TryParse(text.AsSpan(HealthPlan.PortMessagePrefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int port)
+        && port is > 0 and < 65536
+            ? port
+            : null;
 
     private void OnWorkerExited(Worker worker, int? code, string? signal, string? error, bool lostWithPrimary)
     {
@@ -685,7 +891,7 @@ internal sealed class ManagedApp
             return;
         }
 
-        string exit = worker.ExitSignal ?? worker.ExitCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? worker.SpawnError ?? "unknown";
+        string exit = worker.FailureReason ?? worker.ExitSignal ?? worker.ExitCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? worker.SpawnError ?? "unknown";
         if (worker.LostWithPrimary)
         {
             Enter(slot, SlotState.Backoff, "its Node primary exited; starting it again");
@@ -755,6 +961,17 @@ internal sealed class ManagedApp
     private async Task PromoteWhenReadyAsync(Slot slot, Worker worker, TimeSpan listenTimeout)
     {
         Readiness readiness = await worker.WaitReadyAsync(listenTimeout, _time, CancellationToken.None);
+        if (readiness is Readiness.Ready or Readiness.TimedOut && Health.HasCheck)
+        {
+            // A restarted worker is checked here; one an operation started, by that operation.
+            if (worker.Supervised && ReferenceEquals(slot.Current, worker) && slot.State == SlotState.Launching)
+            {
+                await PassCheckOrEndAsync(worker, Health);
+            }
+
+            return;
+        }
+
         if (ReferenceEquals(slot.Current, worker) && slot.State == SlotState.Launching)
         {
             if (readiness is Readiness.Ready or Readiness.TimedOut)

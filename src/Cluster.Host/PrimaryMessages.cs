@@ -101,6 +101,8 @@ internal sealed class PrimaryWorkerState
 
     public int Restarts { get; set; }
 
+    public int? HealthPort { get; set; }
+
     public string? Definition { get; set; }
 }
 

@@ -63,6 +63,7 @@ internal sealed class PrimaryPool : IPrimaryLauncher
             {
                 Generation = w.Generation,
                 Restarts = w.Restarts,
+                HealthPort = w.HealthPort,
                 Definition = w.Definition,
             }));
         }

@@ -3,7 +3,7 @@ using Cluster.Protocol;
 namespace Cluster.Host;
 
 /// <summary>What a reload waits for and how it retires old workers, resolved once per reload.</summary>
-internal sealed record ReloadPlan(bool Graceful, TimeSpan ListenTimeout, Retirement Retirement, int Parallel)
+internal sealed record ReloadPlan(bool Graceful, TimeSpan ListenTimeout, Retirement Retirement, int Parallel, HealthPlan Health)
 {
     public static ReloadPlan For(AppDefinition app, ReloadSpec spec)
     {
@@ -15,7 +15,7 @@ internal sealed record ReloadPlan(bool Graceful, TimeSpan ListenTimeout, Retirem
             spec.Graceful,
             Timeouts.Kill(spec.KillTimeoutMs, app.Spec.KillTimeoutMs),
             Timeouts.Graceful(spec.GracefulTimeoutMs, spec.SessionEnvironment, appEnvironment));
-        return new ReloadPlan(spec.Graceful, listen, retirement, Math.Max(1, spec.Parallel));
+        return new ReloadPlan(spec.Graceful, listen, retirement, Math.Max(1, spec.Parallel), HealthPlan.For(app.Spec, spec.StabilityWindowMs));
     }
 }
 
@@ -23,9 +23,14 @@ internal sealed record ReloadPlan(bool Graceful, TimeSpan ListenTimeout, Retirem
 /// The rolling reload, on the app's loop. For each instance, a few at a time (one by default):
 ///   1. fork a new worker with the same NODE_APP_INSTANCE, in the reload's new generation;
 ///   2. wait until it is ready: it listens, or says 'online' / 'ready', or the listen timeout passes
-///      (a timeout is not a failure: an app that never listens is normal);
+///      (a timeout is not a failure: an app that never listens is normal); with -WaitReady only its
+///      'ready' message counts, not a listen;
 ///      if it exits first, stop here: the old worker keeps serving and no other instance is touched;
-///   3. put it in place and retire the old worker: disconnect it (no new connections reach it), then
+///   3. if the app has a readiness check (HTTP on the new worker's own loopback port, or a command), it must
+///      pass before the new worker takes shared traffic (the health preload holds its listen until then);
+///      if it fails, the new worker is killed and the reload stops as in 2;
+///   4. it must stay up for the stability window; if it exits within it, the reload stops as in 2;
+///   5. put it in place and retire the old worker: disconnect it (no new connections reach it), then
 ///      SIGINT / the 'shutdown' message, and a kill after the kill / graceful timeout.
 /// A caller that goes away (Ctrl+C, a closed session) stops the reload between instances, never halfway
 /// through one: the app then says it is partly reloaded, and the next reload completes the job.
@@ -58,7 +63,7 @@ internal sealed class ReloadCoordinator
             IReadOnlyList<Slot> slots = Chosen(app, spec.Instances);
             int generation = app.NextGeneration();
             string activity = $"{(plan.Graceful ? "Gracefully reloading" : "Reloading")} {app.Name}";
-            app.Log.Information("{Kind} reload of {App} to generation {Generation} begins: listen timeout {ListenTimeoutMs} ms, {Parallel} at a time", plan.Graceful ? "Graceful" : "Plain", app.Name, generation, plan.ListenTimeout.TotalMilliseconds, plan.Parallel);
+            app.Log.Information("{Kind} reload of {App} to generation {Generation} begins: listen timeout {ListenTimeoutMs} ms, stability window {StabilityWindowMs} ms, {Parallel} at a time", plan.Graceful ? "Graceful" : "Plain", app.Name, generation, plan.ListenTimeout.TotalMilliseconds, plan.Health.StabilityWindow.TotalMilliseconds, plan.Parallel);
             // Kept in the state file while the reload runs, so that a host killed meanwhile leaves an app that says so.
             Record(app, "A reload was under way when the host stopped. Reload again to finish it.");
 
@@ -79,7 +84,7 @@ internal sealed class ReloadCoordinator
                     replaced += batch.Length;
                 }
             }
-            catch (ClusterException e) when (e.Code == "NewInstanceExited")
+            catch (ClusterException e) when (e.Code is NewInstanceExitedCode or HealthCheckFailedCode)
             {
                 if (settings is not null && replaced == 0)
                 {
@@ -126,10 +131,35 @@ internal sealed class ReloadCoordinator
 
         if (readiness is Readiness.Exited or Readiness.NotStarted)
         {
-            throw NewWorkerExited(app, candidate);
+            throw NewWorkerExited(app, candidate, "before it was ready");
         }
 
-        // 3. Put it in place, then retire the old worker.
+        // 3. Its readiness check, on its own port: only once it passed does it take shared traffic.
+        if (plan.Health.HasCheck)
+        {
+            await Step("checking the new worker");
+            CheckResult? check = await app.CheckAsync(candidate, plan.Health);
+            if (check is { Passed: false })
+            {
+                await app.EndFailedAsync(candidate, $"failed its readiness check: {check.Description}");
+                throw CheckFailed(app, candidate, check);
+            }
+        }
+
+        app.LetServe(candidate);
+
+        // 4. It must stay up for the stability window, the old worker serving meanwhile.
+        if (plan.Health.StabilityWindow > TimeSpan.Zero)
+        {
+            await Step("watching the new worker stay up");
+        }
+
+        if (!await app.StaysUpAsync(candidate, plan.Health.StabilityWindow))
+        {
+            throw candidate.LostWithPrimary ? PrimaryLost(app, candidate) : NewWorkerExited(app, candidate, $"within {plan.Health.StabilityWindow.TotalMilliseconds} ms of being ready (its stability window)");
+        }
+
+        // 5. Put it in place, then retire the old worker.
         slot.Restarts++;
         Worker? old = app.Install(slot, candidate, plan.ListenTimeout);
         app.Supervise(candidate);
@@ -227,14 +257,27 @@ internal sealed class ReloadCoordinator
         }
     }
 
-    private static ClusterException NewWorkerExited(ManagedApp app, Worker candidate)
+    private const string NewInstanceExitedCode = "NewInstanceExited";
+    private const string HealthCheckFailedCode = "HealthCheckFailed";
+
+    private static ClusterException NewWorkerExited(ManagedApp app, Worker candidate, string when)
     {
         string how = ManagedApp.DescribeExit(candidate);
-        string message = $"The new worker for instance {candidate.Instance} of '{app.Name}' {how} before it was ready. "
+        string message = $"The new worker for instance {candidate.Instance} of '{app.Name}' {how} {when}. "
             + "The reload stopped there: the old worker keeps serving and no other instance was touched. "
             + "Fix the app and reload again; Get-ClusterAppLog shows its output." + app.ErrorOutputSuffix(candidate);
         app.ReloadError = message;
-        app.Log.Error("Reload of {App} stopped: the new worker for instance {Instance} {How}", app.Name, candidate.Instance, how);
-        return new ClusterException("NewInstanceExited", ErrorCategories.InvalidResult, message, app.Name);
+        app.Log.Error("Reload of {App} stopped: the new worker for instance {Instance} {How} {When}", app.Name, candidate.Instance, how, when);
+        return new ClusterException(NewInstanceExitedCode, ErrorCategories.InvalidResult, message, app.Name);
+    }
+
+    private static ClusterException CheckFailed(ManagedApp app, Worker candidate, CheckResult check)
+    {
+        string message = $"The new worker for instance {candidate.Instance} of '{app.Name}' (pid {candidate.Pid}) failed its readiness check: {check.Description}. "
+            + "It never took shared traffic and was stopped. The reload stopped there: the old worker keeps serving and no other instance was touched. "
+            + "Fix the app (or its -HealthCheckPath / -HealthCheckCommand) and reload again; Get-ClusterLog shows its output." + app.OutputSuffix(candidate);
+        app.ReloadError = message;
+        app.Log.Error("Reload of {App} stopped: the new worker for instance {Instance} failed its readiness check: {Check}", app.Name, candidate.Instance, check.Description);
+        return new ClusterException(HealthCheckFailedCode, ErrorCategories.InvalidResult, message, app.Name);
     }
 }

@@ -46,6 +46,13 @@ internal static class SettingChanges
         Compare("MaxMemoryRestart", Text(current.MaxMemoryBytes), Text(wanted.MaxMemoryBytes));
         Compare("LogMaxSize", Text(current.LogMaxBytes), Text(wanted.LogMaxBytes));
         Compare("LogFileCount", Text(current.LogFileCount), Text(wanted.LogFileCount));
+        Compare("WaitReady", Text(current.WaitReady), Text(wanted.WaitReady));
+        Compare("HealthCheckPath", Blank(current.HealthCheckPath), Blank(wanted.HealthCheckPath));
+        Compare("HealthCheckCommand", Blank(current.HealthCheckCommand), Blank(wanted.HealthCheckCommand));
+        Compare("HealthCheckTimeout", Text(current.HealthCheckTimeoutMs), Text(wanted.HealthCheckTimeoutMs));
+        Compare("LivenessInterval", Text(current.LivenessIntervalMs), Text(wanted.LivenessIntervalMs));
+        Compare("LivenessFailures", Text(current.LivenessFailures), Text(wanted.LivenessFailures));
+        Compare("StabilityWindow", Text(current.StabilityWindowMs), Text(wanted.StabilityWindowMs));
         foreach (string name in current.Environment.Keys.Union(wanted.Environment.Keys, StringComparer.Ordinal).Order(StringComparer.Ordinal))
         {
             bool had = current.Environment.TryGetValue(name, out string? before);
@@ -75,6 +82,8 @@ internal static class SettingChanges
     private static string? Text(long? value) => value?.ToString(CultureInfo.InvariantCulture);
 
     private static string Text(bool value) => value ? "True" : "False";
+
+    private static string? Blank(string? value) => string.IsNullOrEmpty(value) ? null : value;
 
     private static string List(IReadOnlyList<string> values) => values.Count == 0 ? "(none)" : string.Join(" ", values.Select(v => v.Contains(' ', StringComparison.Ordinal) ? $"'{v}'" : v));
 }

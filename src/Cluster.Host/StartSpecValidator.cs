@@ -78,6 +78,8 @@ internal static class StartSpecValidator
         {
             ("ListenTimeout", spec.ListenTimeoutMs), ("KillTimeout", spec.KillTimeoutMs),
             ("MinUptime", spec.MinUptimeMs), ("RestartDelay", spec.RestartDelayMs), ("MaxRestarts", spec.MaxRestarts),
+            ("HealthCheckTimeout", spec.HealthCheckTimeoutMs), ("LivenessInterval", spec.LivenessIntervalMs),
+            ("LivenessFailures", spec.LivenessFailures), ("StabilityWindow", spec.StabilityWindowMs),
         })
         {
             if (value is < 0 or > Timeouts.MaxMilliseconds)
@@ -86,6 +88,7 @@ internal static class StartSpecValidator
             }
         }
 
+        ValidateHealth(spec);
         if (spec.MaxRestarts is > Limits.MaxRestarts)
         {
             throw Invalid("ValueOutOfRange", $"-MaxRestarts must be between 0 and {Limits.MaxRestarts}; it was {spec.MaxRestarts}.", "MaxRestarts");
@@ -107,6 +110,34 @@ internal static class StartSpecValidator
         if (spec.MaxMemoryBytes is < 1)
         {
             throw Invalid("ValueOutOfRange", $"-MaxMemoryRestart must be at least 1 byte; it was {spec.MaxMemoryBytes}.", "MaxMemoryRestart");
+        }
+    }
+
+    /// <summary>A check the host can run: an HTTP path it can send, on an app whose preload can answer it; liveness only with a check.</summary>
+    private static void ValidateHealth(StartSpec spec)
+    {
+        if (!string.IsNullOrEmpty(spec.HealthCheckPath))
+        {
+            string path = spec.HealthCheckPath;
+            if (path[0] != '/' || path.Length > 2048 || path.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)))
+            {
+                throw Invalid("InvalidHealthCheckPath", $"-HealthCheckPath must be a URL path that starts with '/' and has no spaces or control characters, for example /health; it was '{Display.Printable(path)}'.", Display.Printable(path));
+            }
+
+            if (!HealthPlan.HoldsListen(spec))
+            {
+                throw Invalid("HealthCheckPathNeedsNode", "-HealthCheckPath needs a Node.js script: a program run in fork mode cannot be checked on a port of its own. Use -HealthCheckCommand instead.", Display.Printable(path));
+            }
+        }
+
+        if (spec.HealthCheckCommand is { Length: > 0 } command && command.Contains('\0', StringComparison.Ordinal))
+        {
+            throw Invalid("InvalidHealthCheckCommand", "-HealthCheckCommand must not contain NUL characters.", null);
+        }
+
+        if (spec.LivenessIntervalMs is > 0 && string.IsNullOrEmpty(spec.HealthCheckPath) && string.IsNullOrEmpty(spec.HealthCheckCommand))
+        {
+            throw Invalid("LivenessNeedsCheck", "-LivenessInterval repeats the app's health check, and it has none. Give -HealthCheckPath or -HealthCheckCommand as well.", "LivenessInterval");
         }
     }
 

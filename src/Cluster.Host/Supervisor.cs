@@ -355,22 +355,32 @@ internal sealed class Supervisor
             return 0;
         }
 
+        await ReplaceAsync(app, over);
+        return over.Length;
+    }
+
+    /// <summary>
+    /// On the app's loop: replaces instances that are unwell (over their memory limit, failing their liveness
+    /// check): a cluster instance by a reload of it alone, so no request is lost; a fork-mode one by a restart.
+    /// </summary>
+    private async Task ReplaceAsync(ManagedApp app, IReadOnlyList<int> instances)
+    {
         if (app.Definition.IsCluster)
         {
-            var spec = new ReloadSpec { Instances = over.ToList() };
+            var spec = new ReloadSpec { Instances = instances.ToList() };
             await new ReloadCoordinator(_ => Task.CompletedTask, Save).ReloadAsync(app, spec, CancellationToken.None);
-            return over.Length;
+            return;
         }
 
-        return await app.ExclusiveAsync(Operations.Replace, false, CancellationToken.None, async () =>
+        await app.ExclusiveAsync(Operations.Replace, false, CancellationToken.None, async () =>
         {
-            foreach (Slot slot in app.Slots.Where(s => over.Contains(s.Instance)).ToArray())
+            foreach (Slot slot in app.Slots.Where(s => instances.Contains(s.Instance)).ToArray())
             {
                 await app.RetireSlotsAsync(new[] { slot }, Retirement.Plain(Timeouts.Kill(null, app.Definition.Spec.KillTimeoutMs)));
                 await app.StartInstancesAsync(new[] { slot.Instance }, slot.Generation, countRestart: true);
             }
 
-            return over.Length;
+            return 0;
         });
     }
 
@@ -676,6 +686,7 @@ internal sealed class Supervisor
             }
 
             var app = new ManagedApp(definition, _launcher, _paths, _time, _log);
+            app.ReplaceInstances = instances => ReplaceAsync(app, instances);
             _apps[definition.Name] = app;
             return app;
         }

@@ -11,7 +11,7 @@ internal enum WorkerState
 /// <summary>How a wait for a new worker ended.</summary>
 internal enum Readiness
 {
-    /// <summary>It listened, or said 'online' or 'ready'.</summary>
+    /// <summary>It listened, or said 'online' or 'ready' (even if it has exited since: its stability window says so).</summary>
     Ready,
 
     /// <summary>The listen timeout passed with the worker still running: not a failure.</summary>
@@ -46,6 +46,18 @@ internal sealed class Worker
     public bool LostWithPrimary { get; private set; }
 
     public bool IsReady => State == WorkerState.Online;
+
+    /// <summary>It listened or said 'ready' while it ran; stays true after it exits.</summary>
+    public bool BecameReady { get; private set; }
+
+    /// <summary>It asked to listen (its first 'listening', or the health preload's held listen), even when that is not readiness.</summary>
+    public bool Listened { get; private set; }
+
+    /// <summary>The loopback port of its own on which the health preload answers its HTTP check; null without one.</summary>
+    public int? HealthPort { get; private set; }
+
+    /// <summary>Why the host ended it on purpose (a failed check): said in place of its bare exit.</summary>
+    public string? FailureReason { get; set; }
 
     public int Key { get; }
 
@@ -84,16 +96,34 @@ internal sealed class Worker
     /// <summary>How long its error log was when it was forked: what it wrote itself starts there.</summary>
     public long ErrorLogOffset { get; set; }
 
+    /// <summary>Its liveness watch runs.</summary>
+    public bool Watched { get; set; }
+
+    /// <summary>How long its output log was when it was forked.</summary>
+    public long OutLogOffset { get; set; }
+
     public void MarkForked(int pid) => Pid = pid;
 
     public void MarkReady()
     {
+        if (State == WorkerState.Exited)
+        {
+            return;
+        }
+
+        BecameReady = true;
         if (State == WorkerState.Launching)
         {
             State = WorkerState.Online;
         }
 
         _ready.TrySetResult();
+    }
+
+    public void MarkListened(int? healthPort = null)
+    {
+        Listened = true;
+        HealthPort ??= healthPort;
     }
 
     /// <summary>Counts a worker still launching when its listen timeout passed as online.</summary>
@@ -136,14 +166,15 @@ internal sealed class Worker
         Task timeout = Task.Delay(listenTimeout, time, cancel);
         await Task.WhenAny(_ready.Task, timeout);
         cancel.ThrowIfCancellationRequested();
+        // Ready is ready: an exit seen after it (even before this resumed) is the stability window's to report.
+        if (BecameReady)
+        {
+            return Readiness.Ready;
+        }
+
         if (HasExited)
         {
             return Readiness.Exited;
-        }
-
-        if (_ready.Task.IsCompleted)
-        {
-            return Readiness.Ready;
         }
 
         return Pid is null ? Readiness.NotStarted : Readiness.TimedOut;

@@ -130,6 +130,27 @@ namespace Cluster.Protocol
         /// <summary>How many rotated log files are kept beside the current one.</summary>
         public int? LogFileCount { get; set; }
 
+        /// <summary>An instance is ready only once it says 'ready' (or 'online'), even when it listens before (PM2's wait_ready).</summary>
+        public bool WaitReady { get; set; }
+
+        /// <summary>A path an instance must answer with a 2xx status, on a loopback port of its own, before it takes shared traffic.</summary>
+        public string? HealthCheckPath { get; set; }
+
+        /// <summary>A command (run by the system shell) that must exit with 0 before an instance counts as ready.</summary>
+        public string? HealthCheckCommand { get; set; }
+
+        /// <summary>How long a readiness check may take to pass, and each liveness check to answer.</summary>
+        public int? HealthCheckTimeoutMs { get; set; }
+
+        /// <summary>Every so often, an online instance is checked again (absent: never).</summary>
+        public int? LivenessIntervalMs { get; set; }
+
+        /// <summary>How many liveness checks in a row an instance may fail before it is replaced.</summary>
+        public int? LivenessFailures { get; set; }
+
+        /// <summary>How long a new instance must stay up after it is ready before a reload retires its predecessor.</summary>
+        public int? StabilityWindowMs { get; set; }
+
         /// <summary>
         /// Names of environment variables whose values came from the caller's session when the settings were applied
         /// (a deployment file's EnvironmentFromSession): an export writes their names, never their values.
@@ -146,6 +167,10 @@ namespace Cluster.Protocol
         public int? ListenTimeoutMs { get; set; }
         public int? KillTimeoutMs { get; set; }
         public int? GracefulTimeoutMs { get; set; }
+
+        /// <summary>For this reload only, in place of the app's stability window.</summary>
+        public int? StabilityWindowMs { get; set; }
+
         public int Parallel { get; set; } = 1;
 
         /// <summary>Only these instances (NODE_APP_INSTANCE numbers); every instance when null.</summary>

@@ -106,6 +106,8 @@ public sealed class SupervisionTests : IDisposable
         {
             int i = instance;
             await Wait.UntilAsync(() => _h.Timeline.Forks(i).Count == 2, $"the reload forked instance {i}");
+            // The fork command is in the timeline a moment before the fake says 'forked': listening comes after that.
+            await Wait.UntilAsync(() => _h.Timeline.Entries.Any(e => e.IsEvent(PrimaryEvent.Forked, _h.KeyOf(i))), $"the new worker for instance {i} was forked");
             _h.Launcher.Current.Listen(_h.KeyOf(i));
         }
 

@@ -116,6 +116,39 @@ public sealed class ValidationTests : IDisposable
         AssertRejected(spec, "InvalidMode", ErrorCategories.InvalidArgument);
     }
 
+    [Fact]
+    public void StartSpecValidator_refuses_a_health_check_path_it_could_not_send()
+    {
+        foreach (string path in new[] { "health", "/health check", "/health\r\nX-Injected: 1" })
+        {
+            AssertRejected(s => s.HealthCheckPath = path, "InvalidHealthCheckPath");
+        }
+    }
+
+    [Fact]
+    public void StartSpecValidator_refuses_an_HTTP_check_for_a_program_that_is_not_Node()
+    {
+        string program = _folder.WriteFile("serve.sh", "#!/bin/sh\n");
+        AssertRejected(s => (s.Mode, s.Script, s.HealthCheckPath) = (AppModes.Fork, program, "/health"), "HealthCheckPathNeedsNode");
+    }
+
+    [Fact]
+    public void StartSpecValidator_refuses_a_liveness_interval_without_a_check_to_repeat()
+    {
+        AssertRejected(s => s.LivenessIntervalMs = 1000, "LivenessNeedsCheck");
+        StartSpec withCheck = GoodSpec();
+        (withCheck.LivenessIntervalMs, withCheck.HealthCheckCommand) = (1000, "true");
+        StartSpecValidator.Validate(withCheck);
+    }
+
+    /// <summary>A good spec with one change is refused as an invalid argument, with this code.</summary>
+    private void AssertRejected(Action<StartSpec> change, string code)
+    {
+        StartSpec spec = GoodSpec();
+        change(spec);
+        AssertRejected(spec, code, ErrorCategories.InvalidArgument);
+    }
+
     private StartSpec GoodSpec() => new()
     {
         Name = "api",

@@ -61,8 +61,9 @@ public sealed class WatchdogTests
         using var server = new FakeHostEndpoint();
         Task serving = server.ServeAsync(async writer =>
         {
-            // 2.5 s of heartbeats, 100 ms apart, against a timeout of 1 s.
-            for (int i = 0; i < 25; i++)
+            // 4 s of heartbeats, 100 ms apart, against a timeout of 3 s: each gap is far inside the timeout
+            // even on a loaded machine, the whole read well past it.
+            for (int i = 0; i < 40; i++)
             {
                 await writer.WriteLineAsync("{\"done\":false,\"heartbeat\":true}");
                 await Task.Delay(100);
@@ -70,7 +71,7 @@ public sealed class WatchdogTests
 
             await writer.WriteLineAsync("{\"done\":true,\"warning\":\"last\"}");
         });
-        using HostConnection connection = server.Connect(TimeSpan.FromSeconds(1));
+        using HostConnection connection = server.Connect(TimeSpan.FromSeconds(3));
 
         ClientFrame? frame = await Task.Run(connection.Read);
 

@@ -183,6 +183,16 @@ Describe 'Sync-ClusterApp' {
 
             $exported | Should -Match "EnvironmentFromSession = @\('CLUSTER_TEST_SECRET'\)"
             $exported | Should -Not -Match 'from-the-runbook'
+
+            # A new value in the session is read at the next apply, and the diff names the variable, not its values.
+            $env:CLUSTER_TEST_SECRET = 'rotated-by-the-runbook'
+            $result = Sync-ClusterApp -Path $File
+            $result.Action | Should -Be 'Reloaded'
+            $result.Changes.Setting | Should -Be @('Environment.CLUSTER_TEST_SECRET')
+            ($result.Changes | Out-String) | Should -Not -Match 'from-the-runbook|rotated-by-the-runbook'
+            if ($IsLinux) {
+                (& stat -c '%a' (Join-Path $env:CLUSTER_HOME 'state.json')) | Should -Be '600' -Because 'the state file holds the secret'
+            }
         }
         finally {
             Remove-Item Env:CLUSTER_TEST_SECRET

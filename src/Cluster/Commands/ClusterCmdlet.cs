@@ -22,9 +22,9 @@ namespace Cluster.Commands
         private readonly object _connectionLock = new object();
 
         /// <summary>The error id prefix: the cmdlet's name without its dash (StartClusterApp).</summary>
-        protected string ErrorIdPrefix => MyInvocation.MyCommand.Name.Replace("-", "");
+        protected internal string ErrorIdPrefix => MyInvocation.MyCommand.Name.Replace("-", "");
 
-        protected CancellationToken Cancel => _cancel.Token;
+        protected internal CancellationToken Cancel => _cancel.Token;
 
         protected override void BeginProcessing() => _cancel = new CancellationTokenSource();
 
@@ -72,7 +72,7 @@ namespace Cluster.Commands
             return new ErrorRecord(new ClusterOperationException(error.Message, error.Code), ErrorIdPrefix + error.Code, category, error.Target);
         }
 
-        protected ErrorRecord NewError(string code, ErrorCategory category, string message, object? target, Exception? inner = null) =>
+        protected internal ErrorRecord NewError(string code, ErrorCategory category, string message, object? target, Exception? inner = null) =>
             new ErrorRecord(new ClusterOperationException(message, code, inner), ErrorIdPrefix + code, category, target);
 
         /// <summary>

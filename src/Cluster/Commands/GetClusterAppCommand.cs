@@ -1,6 +1,8 @@
 using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation;
+using System.Management.Automation.Runspaces;
+using Cluster.Fleet;
 using Cluster.Protocol;
 
 namespace Cluster.Commands
@@ -17,8 +19,24 @@ namespace Cluster.Commands
         [ValidateNotNullOrEmpty]
         public string[]? Name { get; set; }
 
+        /// <summary>Get the apps of these machines (PSSession objects, from New-PSSession) instead of this one's; each app carries PSComputerName.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public PSSession[]? Session { get; set; }
+
+        /// <summary>With -Session: how many machines are asked at once (default 32).</summary>
+        [Parameter]
+        [ValidateRange(1, 1000)]
+        public int ThrottleLimit { get; set; } = 32;
+
         protected override void ProcessRecord()
         {
+            if (Session is not null)
+            {
+                new FleetRunner(this).Read(Session, ThrottleLimit);
+                return;
+            }
+
             if (Name is null)
             {
                 WriteApps(SendForApps(new Request { Command = CommandNames.List }));

@@ -1,5 +1,7 @@
 using System.Linq;
 using System.Management.Automation;
+using System.Management.Automation.Runspaces;
+using Cluster.Fleet;
 using Cluster.Protocol;
 
 namespace Cluster.Commands
@@ -7,6 +9,7 @@ namespace Cluster.Commands
     /// <summary>What plain and graceful reload share: the rolling replacement of every instance, one app at a time.</summary>
     public abstract class ReloadCmdlet : AppNameCmdlet
     {
+        private readonly FleetNames _fleetNames = new FleetNames();
         private volatile string? _reloading;
         private bool _warningsShown = true;
 
@@ -14,6 +17,11 @@ namespace Cluster.Commands
         [Parameter]
         [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
         public int ListenTimeout { get; set; }
+
+        /// <summary>Milliseconds each new instance must stay up after it is ready before its predecessor is retired (default: the app's -StabilityWindow, else 1000).</summary>
+        [Parameter]
+        [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
+        public int StabilityWindow { get; set; }
 
         /// <summary>How many instances are replaced at once (default 1).</summary>
         [Parameter]
@@ -28,6 +36,16 @@ namespace Cluster.Commands
         /// <summary>If the app is already being reloaded, wait for that reload to finish instead of failing.</summary>
         [Parameter]
         public SwitchParameter Wait { get; set; }
+
+        /// <summary>Reload the apps on these machines (PSSession objects, from New-PSSession), one machine after the other; the first machine that fails stops the rollout.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public PSSession[]? Session { get; set; }
+
+        /// <summary>With -Session: how many machines are reloaded at once (default 1).</summary>
+        [Parameter]
+        [ValidateRange(1, 1000)]
+        public int MaxParallelMachines { get; set; } = 1;
 
         internal abstract bool Graceful { get; }
 
@@ -45,6 +63,12 @@ namespace Cluster.Commands
 
         protected override void ProcessRecord()
         {
+            if (Session is not null)
+            {
+                _fleetNames.Add(Name);
+                return;
+            }
+
             foreach (string name in Names)
             {
                 if (!ShouldProcess(name, Graceful ? "Reload every instance gracefully" : "Reload every instance"))
@@ -56,6 +80,7 @@ namespace Cluster.Commands
                 {
                     Graceful = Graceful,
                     ListenTimeoutMs = Bound(nameof(ListenTimeout)),
+                    StabilityWindowMs = Bound(nameof(StabilityWindow)),
                     Parallel = Parallel,
                     Wait = Wait,
                     Instances = Instance?.ToList(),
@@ -74,6 +99,18 @@ namespace Cluster.Commands
                 {
                     _reloading = null;
                 }
+            }
+        }
+
+        /// <summary>With -Session, the apps of the whole pipeline roll together: each machine reloads them all before the next one starts.</summary>
+        protected override void EndProcessing()
+        {
+            if (Session is not null && _fleetNames.Any)
+            {
+                var fleet = new FleetRunner(this);
+                fleet.SetRemote("Confirm", false);
+                fleet.SetRemote(nameof(Name), _fleetNames.All);
+                fleet.Roll(Session, MaxParallelMachines, $"{(Graceful ? "Reload gracefully" : "Reload")} {string.Join(", ", _fleetNames.All)}", _ => true);
             }
         }
 

@@ -1,6 +1,8 @@
 using System.Collections;
 using System.Linq;
 using System.Management.Automation;
+using System.Management.Automation.Runspaces;
+using Cluster.Fleet;
 using Cluster.Protocol;
 using Cluster.Settings;
 
@@ -93,9 +95,55 @@ namespace Cluster.Commands
         [ValidateRange(0, 1000)]
         public int LogFileCount { get; set; }
 
+        /// <summary>An instance is ready only once it says 'ready' (process.send('ready')), even when it listens before (PM2's wait_ready).</summary>
+        [Parameter]
+        public SwitchParameter WaitReady { get; set; }
+
+        /// <summary>A path each new instance must answer with a 2xx status (a GET on a loopback port of its own) before it takes shared traffic, e.g. /health. An empty string takes the check away.</summary>
+        [Parameter]
+        [AllowEmptyString]
+        public string? HealthCheckPath { get; set; }
+
+        /// <summary>A command (run by the system shell, with CLUSTER_PID and CLUSTER_HEALTH_PORT set) that must exit with 0 before an instance counts as ready. An empty string takes the check away.</summary>
+        [Parameter]
+        [AllowEmptyString]
+        public string? HealthCheckCommand { get; set; }
+
+        /// <summary>Milliseconds a readiness check may take to pass, and each liveness check to answer (default 5000).</summary>
+        [Parameter]
+        [ValidateRange(1, Limits.MaxTimeoutMilliseconds)]
+        public int HealthCheckTimeout { get; set; }
+
+        /// <summary>Milliseconds between liveness checks of each online instance (the health check again); 0 or left out: none.</summary>
+        [Parameter]
+        [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
+        public int LivenessInterval { get; set; }
+
+        /// <summary>Liveness checks in a row an instance may fail before it is replaced (default 3).</summary>
+        [Parameter]
+        [ValidateRange(1, Limits.MaxRestarts)]
+        public int LivenessFailures { get; set; }
+
+        /// <summary>Milliseconds a reload's new instance must stay up after it is ready before its predecessor is retired (default 1000).</summary>
+        [Parameter]
+        [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
+        public int StabilityWindow { get; set; }
+
         /// <summary>Reload gracefully: each old instance gets the 'shutdown' message first.</summary>
         [Parameter]
         public SwitchParameter Graceful { get; set; }
+
+        /// <summary>Change the apps on these machines (PSSession objects, from New-PSSession), one machine after the other; the first machine that fails stops the rollout.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public PSSession[]? Session { get; set; }
+
+        /// <summary>With -Session: how many machines are changed at once (default 1).</summary>
+        [Parameter]
+        [ValidateRange(1, 1000)]
+        public int MaxParallelMachines { get; set; } = 1;
+
+        private readonly FleetNames _fleetNames = new FleetNames();
 
         protected override string Action => "Apply " + string.Join(", ", Given().Keys.Cast<string>().OrderBy(k => k, System.StringComparer.Ordinal));
 
@@ -127,6 +175,31 @@ namespace Cluster.Commands
             {
                 ThrowTerminatingError(NewError(e.Code, e.Category, e.Message, e.Target, e));
                 throw;
+            }
+        }
+
+        protected override void ProcessRecord()
+        {
+            if (Session is null)
+            {
+                base.ProcessRecord();
+                return;
+            }
+
+            _fleetNames.Add(Name);
+        }
+
+        /// <summary>With -Session, the apps of the whole pipeline roll together: each machine changes them all before the next one starts.</summary>
+        protected override void EndProcessing()
+        {
+            if (Session is not null && _fleetNames.Any)
+            {
+                // The results are asked for in any case, to see that each machine's apps came through.
+                var fleet = new FleetRunner(this);
+                fleet.SetRemote("Confirm", false);
+                fleet.SetRemote(nameof(PassThru), true);
+                fleet.SetRemote(nameof(Name), _fleetNames.All);
+                fleet.Roll(Session, MaxParallelMachines, $"{Action} to {string.Join(", ", _fleetNames.All)}", _ => PassThru);
             }
         }
 

@@ -108,6 +108,38 @@ namespace Cluster.Commands
         [ValidateRange(0, Limits.MaxLogFileCount)]
         public int LogFileCount { get; set; }
 
+        /// <summary>An instance is ready only once it says 'ready' (process.send('ready')), even when it listens before (PM2's wait_ready).</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        public SwitchParameter WaitReady { get; set; }
+
+        /// <summary>A path each new instance must answer with a 2xx status (a GET on a loopback port of its own) before it takes shared traffic, e.g. /health.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        public string? HealthCheckPath { get; set; }
+
+        /// <summary>A command (run by the system shell, with CLUSTER_PID and CLUSTER_HEALTH_PORT set) that must exit with 0 before an instance counts as ready.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        public string? HealthCheckCommand { get; set; }
+
+        /// <summary>Milliseconds a readiness check may take to pass, and each liveness check to answer (default 5000).</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ValidateRange(1, Limits.MaxTimeoutMilliseconds)]
+        public int HealthCheckTimeout { get; set; }
+
+        /// <summary>Milliseconds between liveness checks of each online instance (the health check again); 0 or left out: none.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
+        public int LivenessInterval { get; set; }
+
+        /// <summary>Liveness checks in a row an instance may fail before it is replaced (default 3).</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ValidateRange(1, Limits.MaxRestarts)]
+        public int LivenessFailures { get; set; }
+
+        /// <summary>Milliseconds a reload's new instance must stay up after it is ready before its predecessor is retired (default 1000).</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
+        public int StabilityWindow { get; set; }
+
         protected override void ProcessRecord()
         {
             StartSpec spec;

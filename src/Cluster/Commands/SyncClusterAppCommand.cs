@@ -2,6 +2,8 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using System.Management.Automation;
+using System.Management.Automation.Runspaces;
+using Cluster.Fleet;
 using Cluster.Protocol;
 using Cluster.Settings;
 
@@ -35,9 +37,25 @@ namespace Cluster.Commands
         [Parameter]
         public SwitchParameter Graceful { get; set; }
 
+        /// <summary>Apply the file on these machines (PSSession objects, from New-PSSession), one machine after the other; the first machine that fails stops the rollout. The file is read here and its content sent.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public PSSession[]? Session { get; set; }
+
+        /// <summary>With -Session: how many machines apply the file at once (default 1).</summary>
+        [Parameter]
+        [ValidateRange(1, 1000)]
+        public int MaxParallelMachines { get; set; } = 1;
+
         protected override void ProcessRecord()
         {
             string file = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path);
+            if (Session is not null)
+            {
+                Roll(file, Session);
+                return;
+            }
+
             List<StartSpec> wanted;
             try
             {
@@ -71,6 +89,26 @@ namespace Cluster.Commands
                     }
                 }
             }
+        }
+
+        /// <summary>The file goes to each machine as content; its relative paths mean the same folder there as here.</summary>
+        private void Roll(string file, PSSession[] sessions)
+        {
+            byte[] content;
+            try
+            {
+                content = System.IO.File.ReadAllBytes(file);
+            }
+            catch (Exception e) when (e is System.IO.IOException || e is UnauthorizedAccessException)
+            {
+                ThrowTerminatingError(NewError("FileNotFound", ErrorCategory.ObjectNotFound, $"The deployment file '{file}' cannot be read here: {e.Message}", file, e));
+                return;
+            }
+
+            var fleet = new FleetRunner(this);
+            fleet.SendFile(file, content);
+            fleet.SetRemote("Confirm", false);
+            fleet.Roll(sessions, MaxParallelMachines, $"Apply {file}", _ => true);
         }
 
         /// <summary>The apps of the file as start requests; an app that runs already keeps the variables it inherited when it started.</summary>

@@ -38,6 +38,13 @@ namespace Cluster.Settings
             ["MaxMemoryRestart"] = typeof(long),
             ["LogMaxSize"] = typeof(long),
             ["LogFileCount"] = typeof(int),
+            ["WaitReady"] = typeof(bool),
+            ["HealthCheckPath"] = typeof(string),
+            ["HealthCheckCommand"] = typeof(string),
+            ["HealthCheckTimeout"] = typeof(int),
+            ["LivenessInterval"] = typeof(int),
+            ["LivenessFailures"] = typeof(int),
+            ["StabilityWindow"] = typeof(int),
         };
 
         /// <summary>The settings among a cmdlet's bound parameters (switches as $true or $false).</summary>
@@ -169,6 +176,14 @@ namespace Cluster.Settings
             spec.MaxMemoryBytes = Has("MaxMemoryRestart") ? Get<long>("MaxMemoryRestart") : spec.MaxMemoryBytes;
             spec.LogMaxBytes = Has("LogMaxSize") ? Get<long>("LogMaxSize") : spec.LogMaxBytes;
             spec.LogFileCount = Has("LogFileCount") ? Get<int>("LogFileCount") : spec.LogFileCount;
+            spec.WaitReady = Has("WaitReady") ? Get<bool>("WaitReady") == true : spec.WaitReady;
+            // An empty path or command takes the check away.
+            spec.HealthCheckPath = Has("HealthCheckPath") ? NullIfEmpty((string?)settings["HealthCheckPath"]) : spec.HealthCheckPath;
+            spec.HealthCheckCommand = Has("HealthCheckCommand") ? NullIfEmpty((string?)settings["HealthCheckCommand"]) : spec.HealthCheckCommand;
+            spec.HealthCheckTimeoutMs = Has("HealthCheckTimeout") ? Get<int>("HealthCheckTimeout") : spec.HealthCheckTimeoutMs;
+            spec.LivenessIntervalMs = Has("LivenessInterval") ? Get<int>("LivenessInterval") : spec.LivenessIntervalMs;
+            spec.LivenessFailures = Has("LivenessFailures") ? Get<int>("LivenessFailures") : spec.LivenessFailures;
+            spec.StabilityWindowMs = Has("StabilityWindow") ? Get<int>("StabilityWindow") : spec.StabilityWindowMs;
             ApplyEnvironment(spec, settings, session);
             return spec;
         }
@@ -271,6 +286,8 @@ namespace Cluster.Settings
             return full;
         }
 
+        private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
+
         private static AppMode ModeOf(StartSpec spec) => spec.Mode == AppModes.Fork ? AppMode.Fork : AppMode.Cluster;
 
         /// <summary>Node scripts run as a cluster; anything else is a program run in fork mode.</summary>
@@ -341,6 +358,13 @@ namespace Cluster.Settings
             LogMaxBytes = spec.LogMaxBytes,
             MaxMemoryBytes = spec.MaxMemoryBytes,
             LogFileCount = spec.LogFileCount,
+            WaitReady = spec.WaitReady,
+            HealthCheckPath = spec.HealthCheckPath,
+            HealthCheckCommand = spec.HealthCheckCommand,
+            HealthCheckTimeoutMs = spec.HealthCheckTimeoutMs,
+            LivenessIntervalMs = spec.LivenessIntervalMs,
+            LivenessFailures = spec.LivenessFailures,
+            StabilityWindowMs = spec.StabilityWindowMs,
             SessionVariables = spec.SessionVariables.ToList(),
             GivenVariables = spec.GivenVariables.ToList(),
         };

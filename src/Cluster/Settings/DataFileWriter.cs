@@ -67,6 +67,8 @@ namespace Cluster.Settings
                 ("ListenTimeout", spec.ListenTimeoutMs), ("KillTimeout", spec.KillTimeoutMs), ("MaxRestarts", spec.MaxRestarts),
                 ("MinUptime", spec.MinUptimeMs), ("RestartDelay", spec.RestartDelayMs), ("MaxMemoryRestart", spec.MaxMemoryBytes),
                 ("LogMaxSize", spec.LogMaxBytes), ("LogFileCount", spec.LogFileCount),
+                ("HealthCheckTimeout", spec.HealthCheckTimeoutMs), ("LivenessInterval", spec.LivenessIntervalMs),
+                ("LivenessFailures", spec.LivenessFailures), ("StabilityWindow", spec.StabilityWindowMs),
             })
             {
                 if (value is { } number)
@@ -88,6 +90,21 @@ namespace Cluster.Settings
             if (!spec.AutoRestart)
             {
                 yield return ("NoAutoRestart", "$true");
+            }
+
+            if (spec.WaitReady)
+            {
+                yield return ("WaitReady", "$true");
+            }
+
+            if (spec.HealthCheckPath is { } path)
+            {
+                yield return ("HealthCheckPath", Quote(path));
+            }
+
+            if (spec.HealthCheckCommand is { } command)
+            {
+                yield return ("HealthCheckCommand", Quote(command));
             }
         }
 

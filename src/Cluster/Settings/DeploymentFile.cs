@@ -215,6 +215,7 @@ namespace Cluster.Settings
                     case "max_size": raw["LogMaxSize"] = Bytes(value, property.Name); break;
                     case "kill_timeout": raw["KillTimeout"] = Number(value, property.Name); break;
                     case "listen_timeout": raw["ListenTimeout"] = Number(value, property.Name); break;
+                    case "wait_ready": raw["WaitReady"] = value.ValueKind == JsonValueKind.True ? true : value.ValueKind == JsonValueKind.False ? false : throw Wrong(property.Name, "true or false"); break;
                     case "min_uptime": raw["MinUptime"] = Number(value, property.Name); break;
                     case "restart_delay": raw["RestartDelay"] = Number(value, property.Name); break;
                     case "max_restarts": raw["MaxRestarts"] = Number(value, property.Name); break;

@@ -223,6 +223,9 @@ internal sealed class FakePrimary : IPrimary
         }
     }
 
+    /// <summary>Makes a worker send the primary a message, as process.send(text) does.</summary>
+    public void Say(int key, string text) => Raise(new PrimaryEvent { Event = PrimaryEvent.Message, Key = key, Text = text });
+
     /// <summary>Makes a held worker listen.</summary>
     public void Listen(int key) => Raise(new PrimaryEvent { Event = PrimaryEvent.Listening, Key = key, Address = "127.0.0.1", Port = 3000 });
 

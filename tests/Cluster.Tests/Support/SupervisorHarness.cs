@@ -45,9 +45,14 @@ internal sealed class SupervisorHarness : IDisposable
 
     public List<string> Warnings { get; } = new();
 
-    /// <summary>A start request for the temp script, with the real PATH so that the real node is found.</summary>
+    /// <summary>
+    /// A start request for the temp script, with the real PATH so that the real node is found. Its stability
+    /// window is 0, so that a reload goes on as soon as a new worker is ready without the fake clock being
+    /// advanced; the tests of the window set one.
+    /// </summary>
     public StartSpec Spec(string name, int instances, string mode = AppModes.Cluster) => new()
     {
+        StabilityWindowMs = 0,
         Name = name,
         Script = Script,
         Mode = mode,
