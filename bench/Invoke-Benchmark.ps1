@@ -6,6 +6,8 @@
     The same app (bench/app.js, 2 instances, 127.0.0.1) runs under both tools. Measures, each on both:
       - failed requests (wrk socket errors + HTTP errors) during reloads under wrk -t1 -c16, keep-alive and
         'Connection: close';
+      - lost WebSocket messages and HTTP/2 streams, and reload wall time, during reloads under a WebSocket and an
+        HTTP/2 client (tests/fixtures/drain: an app that never closes a connection itself, and its client);
       - reload wall time with 2 instances (median);
       - cold start: nothing running -> start 2 instances -> first HTTP 200 (median);
       - control round trip: Get-ClusterApp in this open session vs 'pm2 jlist' as a process (medians);
@@ -44,13 +46,17 @@ param(
 
     [ValidateRange(1, 20)] [int] $ReloadSamples = 5,
 
+    # Reloads per tool under the WebSocket and the HTTP/2 client.
+    [ValidateRange(1, 50)] [int] $LongLivedReloads = 5,
+
     [ValidateRange(5, 500)] [int] $ControlSamples = 50,
 
     [ValidateRange(3, 100)] [int] $JlistSamples = 20,
 
     # Runs only these measures, prints them, and writes no report. All of them when left out.
     [ValidateSet('ColdStart', 'Memory1', 'Control', 'ThroughputKeepAlive', 'ThroughputClose', 'ReloadTime',
-        'ReloadPm2KeepAlive', 'ReloadClusterKeepAlive', 'ReloadPm2Close', 'ReloadClusterClose', 'Memory5', 'LogTail')]
+        'ReloadPm2KeepAlive', 'ReloadClusterKeepAlive', 'ReloadPm2Close', 'ReloadClusterClose', 'Memory5', 'LogTail',
+        'ReloadWebSocket', 'ReloadHttp2')]
     [string[]] $Only = @(),
 
     [ValidateRange(1, 20)] [int] $LogTailSamples = 3
@@ -64,6 +70,8 @@ $RepoRoot = (Resolve-Path (Join-Path $PSScriptRoot '..')).Path
 $WorkRoot = Join-Path $PSScriptRoot '.work'
 $AppScript = Join-Path $PSScriptRoot 'app.js'
 $WrkScript = Join-Path $PSScriptRoot 'wrk-summary.lua'
+$LongLivedApp = Join-Path $RepoRoot 'tests/fixtures/drain/app.js'
+$LongLivedClient = Join-Path $RepoRoot 'tests/fixtures/drain/client.js'
 $Pm2Prefix = Join-Path $WorkRoot 'pm2'
 $Pm2Cli = Join-Path $Pm2Prefix 'node_modules/pm2/bin/pm2'
 $Pm2Home = Join-Path $WorkRoot 'pm2-home'
@@ -740,6 +748,105 @@ function Measure-ReloadUnderLoad {
     $result
 }
 
+function Wait-Listening([int] $Port, [int] $TimeoutSeconds = 30) {
+    $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
+    while ([DateTime]::UtcNow -lt $deadline) {
+        $client = [System.Net.Sockets.TcpClient]::new()
+        try {
+            $client.Connect([System.Net.IPAddress]::Loopback, $Port)
+            return
+        }
+        catch {
+            Start-Sleep -Milliseconds 50
+        }
+        finally {
+            $client.Dispose()
+        }
+    }
+    throw "Nothing listens on 127.0.0.1:$Port after $TimeoutSeconds s."
+}
+
+# The long-lived connections app (KIND ws or h2), 2 instances, under one tool, reloaded $LongLivedReloads times while
+# its client (4 WebSocket connections, or 2 HTTP/2 sessions of 4 streams each) runs; then the client's counts.
+function Measure-LongLivedReload {
+    param([ValidateSet('pm2', 'cluster')] [string] $Tool, [ValidateSet('ws', 'h2')] [string] $Kind)
+    $name = "bench-$Kind"
+    $port = Get-FreePort
+    if ($Tool -eq 'pm2') {
+        $env:PORT = $port
+        $env:KIND = $Kind
+        try {
+            $null = Invoke-Pm2 @('start', $LongLivedApp, '-i', $InstanceCount, '--name', $name)
+        }
+        finally {
+            Remove-Item Env:PORT, Env:KIND -ErrorAction SilentlyContinue
+        }
+    }
+    else {
+        $null = Start-ClusterApp -Path $LongLivedApp -Name $name -Instances $InstanceCount -Environment @{ PORT = "$port"; KIND = $Kind }
+    }
+    Wait-Listening $port
+    $work = Join-Path $WorkRoot "client-$Tool-$Kind"
+    Remove-Item $work -Recurse -Force -ErrorAction SilentlyContinue
+    $null = New-Item -ItemType Directory -Path $work
+    $stop = Join-Path $work 'stop'
+    $ready = Join-Path $work 'ready'
+    $start = [System.Diagnostics.ProcessStartInfo]::new((Get-Command node -CommandType Application | Select-Object -First 1).Source)
+    $connections = if ($Kind -eq 'ws') { 4 } else { 2 }
+    foreach ($argument in @($LongLivedClient, '--kind', $Kind, '--port', "$port", '--connections', "$connections", '--streams', '4',
+            '--stop', $stop, '--ready', $ready, '--max-seconds', "$(30 + 15 * $LongLivedReloads)")) { $start.ArgumentList.Add($argument) }
+    $start.RedirectStandardOutput = $true
+    $start.RedirectStandardError = $true
+    $start.UseShellExecute = $false
+    $client = [System.Diagnostics.Process]::Start($start)
+    $stdout = $client.StandardOutput.ReadToEndAsync()
+    $stderr = $client.StandardError.ReadToEndAsync()
+    $times = [System.Collections.Generic.List[double]]::new()
+    $reloadErrors = [System.Collections.Generic.List[string]]::new()
+    try {
+        $deadline = [DateTime]::UtcNow.AddSeconds(30)
+        while (-not (Test-Path $ready) -and -not $client.HasExited -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
+        if (-not (Test-Path $ready)) { throw "The $Kind client got no answers: $($stderr.Result)" }
+        for ($i = 0; $i -lt $LongLivedReloads; $i++) {
+            $clock = [System.Diagnostics.Stopwatch]::StartNew()
+            try {
+                if ($Tool -eq 'pm2') { $null = Invoke-Pm2 @('reload', $name) }
+                else { $null = Invoke-ClusterReload -Name $name }
+            }
+            catch {
+                $reloadErrors.Add($_.Exception.Message)
+            }
+            $times.Add($clock.Elapsed.TotalMilliseconds)
+            Start-Sleep -Milliseconds 500
+        }
+    }
+    finally {
+        $null = New-Item -ItemType File -Path $stop -Force
+        if (-not $client.WaitForExit(60000)) { $client.Kill() }
+        $client.WaitForExit()
+        if ($Tool -eq 'pm2') { $null = Invoke-Pm2 @('delete', $name) -AllowFailure }
+        else { Remove-ClusterApp -Name $name -Confirm:$false -ErrorAction SilentlyContinue }
+    }
+    if (-not $stdout.Result) { throw "The $Kind client wrote no result: $($stderr.Result)" }
+    $counts = $stdout.Result | ConvertFrom-Json -AsHashtable
+    $result = [pscustomobject]@{
+        Tool = $Tool
+        Kind = $Kind
+        ReloadTimes = $times.ToArray()
+        ReloadErrors = $reloadErrors.ToArray()
+        Sent = [long] $counts.sent
+        Lost = [long] $counts.lost
+        Abrupt = [long] $counts.abrupt
+        Resent = [long] $counts.resent
+        Closes = (@($counts.closes.Keys | Sort-Object | ForEach-Object { "$_ × $($counts.closes[$_])" }) -join ', ')
+        Goaways = [long] $counts.goaways
+        Errors = (@($counts.errors.Keys | ForEach-Object { "$_ × $($counts.errors[$_])" }) -join ', ')
+    }
+    Write-Host ("    {0,-8} {1,-3} {2} reloads, median {3:N0} ms; {4:N0} sent, {5} lost, {6} abrupt ends, {7} resent after a clean end; closes {8}; GOAWAYs {9}; errors {10}" -f `
+            $Tool, $Kind, $times.Count, (Get-Median $times.ToArray()), $result.Sent, $result.Lost, $result.Abrupt, $result.Resent, $result.Closes, $result.Goaways, $result.Errors)
+    $result
+}
+
 #endregion
 
 #region Report
@@ -843,7 +950,7 @@ $null = New-Item -ItemType Directory -Force -Path $WorkRoot, $StatsRoot, $LogRoo
 Get-ChildItem -Path $LogRoot | Remove-Item -Recurse -Force
 # Every measure but the log tail runs PM2 (and wrk) beside Cluster.
 $NeedsPm2 = Test-Selected @('ColdStart', 'Memory1', 'Control', 'ThroughputKeepAlive', 'ThroughputClose', 'ReloadTime',
-    'ReloadPm2KeepAlive', 'ReloadClusterKeepAlive', 'ReloadPm2Close', 'ReloadClusterClose', 'Memory5')
+    'ReloadPm2KeepAlive', 'ReloadClusterKeepAlive', 'ReloadPm2Close', 'ReloadClusterClose', 'Memory5', 'ReloadWebSocket', 'ReloadHttp2')
 if ($NeedsPm2) { Install-BenchTools }
 Import-Module $ModulePath -Force
 $env:NO_COLOR = '1'
@@ -920,6 +1027,17 @@ try {
         $mainHome = $null
     }
 
+    if (Test-Selected @('ReloadWebSocket', 'ReloadHttp2')) {
+        Write-Step "Lost messages and streams during $LongLivedReloads reloads under a WebSocket and an HTTP/2 client"
+        $longLivedHome = Enter-ClusterHome
+        foreach ($case in @(@{ Name = 'ReloadWebSocket'; Kind = 'ws' }, @{ Name = 'ReloadHttp2'; Kind = 'h2' })) {
+            $kind = $case.Kind
+            Invoke-Measure $case.Name { [pscustomobject]@{ Pm2 = Measure-LongLivedReload -Tool pm2 -Kind $kind; Cluster = Measure-LongLivedReload -Tool cluster -Kind $kind } }
+        }
+        Stop-Pm2
+        Exit-ClusterHome $longLivedHome
+    }
+
     if (Test-Selected 'Memory5') {
         Write-Step "Memory with $MemoryAppCount apps ($InstanceCount instances each)"
         Invoke-Measure Memory5 { Measure-Memory5 }
@@ -966,6 +1084,23 @@ foreach ($case in @(
         $clusterText = (Format-Failed $clusterRun) + $(if ($clusterRun.ReloadErrors.Count) { "; $($clusterRun.ReloadErrors.Count) reload(s) failed" })
         $rows.Add((New-Row -Measure $measure -Pm2 (Format-Failed $pm2Run) -Cluster $clusterText `
                     -Target 'Cluster: 0' -Met ($clusterRun.Failed -eq 0 -and $clusterRun.ReloadErrors.Count -eq 0)))
+    }
+}
+
+foreach ($case in @(
+        @{ Name = 'ReloadWebSocket'; Label = 'WebSocket messages'; Load = '4 WebSocket connections' }
+        @{ Name = 'ReloadHttp2'; Label = 'HTTP/2 streams'; Load = '2 HTTP/2 sessions × 4 streams' })) {
+    $measure = "Lost $($case.Label) during $LongLivedReloads reloads, $($case.Load) (lost + abruptly ended connections)"
+    if (Test-Measured @($case.Name) $measure 'Cluster: 0' $rows) {
+        $pm2Run = $results[$case.Name].Pm2
+        $clusterRun = $results[$case.Name].Cluster
+        $text = { param($r) '{0} lost of {1:N0}, {2} abrupt' -f $r.Lost, $r.Sent, $r.Abrupt }
+        $rows.Add((New-Row -Measure $measure -Pm2 (& $text $pm2Run) -Cluster (& $text $clusterRun) -Target 'Cluster: 0' `
+                    -Met ($clusterRun.Lost -eq 0 -and $clusterRun.Abrupt -eq 0 -and $clusterRun.ReloadErrors.Count -eq 0)))
+        $pm2Time = Get-Median $pm2Run.ReloadTimes
+        $clusterTime = Get-Median $clusterRun.ReloadTimes
+        $rows.Add((New-Row -Measure "Reload wall time under $($case.Load), $InstanceCount instances (median of $LongLivedReloads)" `
+                    -Pm2 (Format-Ms $pm2Time) -Cluster (Format-Ms $clusterTime) -Ratio ($clusterTime / $pm2Time) -Target '≤ 1.0' -Met (($clusterTime / $pm2Time) -le 1.0)))
     }
 }
 
@@ -1098,6 +1233,14 @@ foreach ($case in @(
                 $case.Label, ($data['cluster-shared'].RequestsPerSecond / $data['cluster-rr'].RequestsPerSecond), $data['cluster-shared'].RequestsPerSecond, $data['cluster-rr'].RequestsPerSecond, `
                 (Format-TopShare $data['cluster-rr'].Distribution), (Format-TopShare $data['cluster-shared'].Distribution)))
 }
+foreach ($name in 'ReloadWebSocket', 'ReloadHttp2') {
+    if (-not $results.ContainsKey($name)) { continue }
+    foreach ($run in $results[$name].Pm2, $results[$name].Cluster) {
+        $notes.Add(('{0}, {1}: {2:N0} sent, {3} lost, {4} connections ended abruptly, {5} resent after a clean end; close codes from the server: {6}; GOAWAYs: {7}; client errors: {8}{9}.' -f `
+                    $name, $(if ($run.Tool -eq 'pm2') { 'PM2' } else { 'Cluster' }), $run.Sent, $run.Lost, $run.Abrupt, $run.Resent, $(if ($run.Closes) { $run.Closes } else { 'none' }), $run.Goaways, `
+                    $(if ($run.Errors) { $run.Errors } else { 'none' }), $(if ($run.ReloadErrors.Count) { "; $($run.ReloadErrors.Count) reload(s) failed: $($run.ReloadErrors | Select-Object -First 1)" })))
+    }
+}
 foreach ($name in 'ReloadClusterKeepAlive', 'ReloadClusterClose', 'ReloadPm2KeepAlive', 'ReloadPm2Close') {
     if (-not $results.ContainsKey($name)) { continue }
     foreach ($message in $results[$name].ReloadErrors | Select-Object -Unique) {
@@ -1156,6 +1299,12 @@ $sections.Add(@"
   (``pm2 reload $AppName`` / ``Invoke-ClusterReload $AppName``), then is stopped. Failed = wrk's socket errors
   (connect, read, write, timeout) + responses with an HTTP error status, from wrk's own summary (bench/wrk-summary.lua).
   Run with keep-alive connections, and with ``-H 'Connection: close'`` (a new connection per request).
+- **Long-lived connections**: tests/fixtures/drain/app.js (a WebSocket echo server through Node's HTTP server, or an
+  HTTP/2 server answering each stream after 20 ms; it never closes a connection itself) under each tool, reloaded
+  $LongLivedReloads times while tests/fixtures/drain/client.js runs: each connection sends one message and waits for its
+  answer, and reconnects when the server ends the connection. Lost = messages or streams whose connection broke
+  abruptly (a reset, a WebSocket end without a close frame, a failed stream) before their answer; one sent as a clean
+  end crossed it is sent again and counted as resent, not lost. Reload wall time as above, under that load.
 - **Reload wall time**: ``pm2 reload`` as a process (what a user waits for, the CLI's own start included, which
   costs about one ``pm2 jlist``) vs ``Invoke-ClusterReload`` in an open session, with no load.
 - **Cold start**: nothing running (no PM2 daemon, no Cluster host) -> ``pm2 start app.js -i 2`` (a process; it starts

@@ -28,7 +28,9 @@
 //
 // Workers' stdout and stderr come through pipes and are appended here to the instance's log files, in whole lines,
 // so an old and a new worker of one instance write to the same file, and a file past its size limit is rotated
-// (app-0.out.log -> app-0.out.log.1 -> ...) between two lines, without losing or splitting one.
+// (app-0.out.log -> app-0.out.log.1 -> ...) between two lines, without losing or splitting one. Each line is stamped
+// as it is read with the time (UTC, ms) and the worker's pid: '2026-01-02T03:04:05.678Z 4242 the line'. A log file
+// that something else moved or removed (logrotate) is reopened at its path within a second.
 
 const cluster = require('node:cluster');
 const childProcess = require('node:child_process');
@@ -266,6 +268,9 @@ function writeLines(log, data, cmd) {
     }
     let end = data.length;
     if (log.size + (end - start) > max) {
+      log.size = fs.fstatSync(log.fd).size; // it may have been emptied meanwhile (Clear-ClusterAppLog, copytruncate)
+    }
+    if (log.size + (end - start) > max) {
       const room = max - log.size;
       const lastFitting = room > 0 ? data.lastIndexOf(NEWLINE, start + room - 1) : -1;
       if (lastFitting >= start) {
@@ -290,9 +295,14 @@ function cutPoint(data) {
   return cut > 0 ? cut : LOG_LINE_MAX_BYTES;
 }
 
+// What begins each line in the log: when it was read, and which process wrote it.
+function stamp(pid) {
+  return Buffer.from(`${new Date().toISOString()} ${pid === undefined ? 0 : pid} `);
+}
+
 // A stream's output goes to its log in whole lines only: the unfinished last line of a chunk waits for its newline
 // (or the stream's end), so that the lines of two workers writing to one file never mix and a rotation never tears one.
-function appendTo(log, stream, cmd) {
+function appendTo(log, stream, cmd, pid) {
   if (!stream) {
     releaseLog(log);
     return;
@@ -309,28 +319,53 @@ function appendTo(log, stream, cmd) {
   stream.on('data', (chunk) => {
     const data = partial ? Buffer.concat([partial, chunk]) : chunk;
     partial = null;
-    let unwritten = 0; // where the whole lines not written yet begin
+    const prefix = stamp(pid);
+    const stamped = [];
     let line = 0; // where the current line begins
     for (;;) {
       const newline = data.indexOf(NEWLINE, line);
       const end = newline < 0 ? data.length : newline;
       if (end - line > LOG_LINE_MAX_BYTES) {
         const cut = line + cutPoint(data.subarray(line));
-        write(Buffer.concat([data.subarray(unwritten, cut), NEWLINE_BYTES]));
-        unwritten = line = cut;
+        stamped.push(prefix, data.subarray(line, cut), NEWLINE_BYTES);
+        line = cut;
         continue;
       }
       if (newline < 0) break;
+      stamped.push(prefix, data.subarray(line, newline + 1));
       line = newline + 1;
     }
-    if (line > unwritten) write(data.subarray(unwritten, line));
+    if (stamped.length > 0) write(Buffer.concat(stamped));
     if (line < data.length) partial = Buffer.from(data.subarray(line)); // a copy: the chunk it came from is not kept alive
   });
   stream.on('close', () => {
-    if (partial) write(Buffer.concat([partial, NEWLINE_BYTES]));
+    if (partial) write(Buffer.concat([stamp(pid), partial, NEWLINE_BYTES]));
     partial = null;
     releaseLog(log);
   });
+}
+
+// A log file moved away or removed by something else (logrotate without copytruncate): its descriptor is closed, and
+// the next line opens a new file at the path. A link planted there is refused when that file is opened.
+function reopenMovedLogs() {
+  for (const log of logs.values()) {
+    if (log.fd === null) continue;
+    let moved;
+    try {
+      const atPath = fs.lstatSync(log.path);
+      const open = fs.fstatSync(log.fd);
+      moved = atPath.ino !== open.ino || atPath.dev !== open.dev;
+    } catch (error) {
+      moved = error.code === 'ENOENT';
+    }
+    if (!moved) continue;
+    try {
+      fs.closeSync(log.fd);
+    } catch {
+      // Closed already.
+    }
+    log.fd = null;
+  }
 }
 
 // The logs are opened before the process is started: a log that cannot be opened (no space, no permission)
@@ -358,8 +393,8 @@ function fork(cmd) {
     emit({ event: 'exit', key: cmd.key, code: null, signal: null, error: error.message });
     return;
   }
-  appendTo(out, proc.stdout, cmd);
-  appendTo(err, proc.stderr, cmd);
+  appendTo(out, proc.stdout, cmd, proc.pid);
+  appendTo(err, proc.stderr, cmd, proc.pid);
 }
 
 function signal(worker, name) {
@@ -505,6 +540,8 @@ for (const stream of [process.stdout, process.stderr]) stream.on('error', () => 
 process.on('SIGINT', () => {}); // a Ctrl+C in a terminal is the host's to handle
 process.on('SIGHUP', () => {});
 process.on('SIGTERM', shutdown);
+
+setInterval(reopenMovedLogs, 1000).unref();
 
 const server = net.createServer(serveHost);
 server.on('error', (error) => {

@@ -3,9 +3,13 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Cluster.Host;
 
+/// <summary>An app whose logs are read, and its instances (as its loop gave them, or as its log files on disk say).</summary>
+internal sealed record LogSource(string App, IReadOnlyList<int> Instances);
+
 /// <summary>
-/// The log files of an app's instances (all, or one): their last lines, then what is written to them from
-/// then on (Get-ClusterAppLog -Follow). The tail ends where following starts, so no line is lost or repeated.
+/// The log files of apps' instances (all, or one; both streams or one): their last lines, then what is written to
+/// them from then on (Get-ClusterAppLog -Follow), merged in the time order of their stamps. The tail ends where
+/// following starts, so no line is lost or repeated.
 /// Each file is followed by its open handle, across rotations: when the path moves on to a new file, the old one
 /// (and any rotated after it meanwhile) is read to its end before the new one is read from its start.
 /// </summary>
@@ -17,61 +21,51 @@ internal sealed class AppLogs : IDisposable
     /// <summary>At most this much of one file is read by one <see cref="ReadNew"/>; the rest is read by the next.</summary>
     private const long ReadBudgetBytes = 8 * 1024 * 1024;
 
-    private readonly string _app;
     private readonly List<FollowedLog> _logs = new();
+    private readonly DateTimeOffset? _since;
 
-    /// <param name="instances">The app's instances, as its loop gave them.</param>
-    public AppLogs(HostPaths paths, string app, IReadOnlyList<int> instances, int? instance)
+    public AppLogs(HostPaths paths, IReadOnlyList<LogSource> apps, int? instance, string? stream = null, DateTimeOffset? since = null)
     {
-        if (instance is { } wanted && !instances.Contains(wanted))
+        if (instance is { } wanted && apps.Count > 0 && !apps.Any(a => a.Instances.Contains(wanted)))
         {
+            LogSource first = apps[0];
             throw new ClusterException(
                 "InstanceNotFound",
                 ErrorCategories.ObjectNotFound,
-                $"'{app}' has no instance {wanted}. Its instances are 0 to {instances.Count - 1}.",
+                apps.Count == 1
+                    ? $"'{first.App}' has no instance {wanted}. Its instances are 0 to {first.Instances.Count - 1}."
+                    : $"None of the apps has an instance {wanted}.",
                 wanted.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
 
-        _app = app;
-        foreach (int i in instances.Where(i => instance is null || i == instance))
+        _since = since;
+        foreach (LogSource app in apps)
         {
-            _logs.Add(new FollowedLog(paths.OutLog(app, i), i, "out"));
-            _logs.Add(new FollowedLog(paths.ErrorLog(app, i), i, "err"));
+            foreach (int i in app.Instances.Where(i => instance is null || i == instance))
+            {
+                if (stream is null or "out")
+                {
+                    _logs.Add(new FollowedLog(paths.OutLog(app.App, i), app.App, i, "out"));
+                }
+
+                if (stream is null or "err")
+                {
+                    _logs.Add(new FollowedLog(paths.ErrorLog(app.App, i), app.App, i, "err"));
+                }
+            }
         }
     }
 
     /// <summary>
-    /// The last lines of each stream of each instance, up to where following starts, handed to
+    /// The last lines of each stream of each instance, up to where following starts, in time order, handed to
     /// <paramref name="write"/> in batches of about <see cref="BatchBytes"/>.
     /// </summary>
-    public async Task TailAsync(int count, Func<List<LogLineInfo>, Task> write, CancellationToken cancel)
-    {
-        var batch = new Batch(this, write, cancel);
-        foreach (FollowedLog log in _logs)
-        {
-            foreach (string text in log.Tail(count))
-            {
-                await batch.AddAsync(log, text).ConfigureAwait(false);
-            }
-        }
+    public Task TailAsync(int count, Func<List<LogLineInfo>, Task> write, CancellationToken cancel) =>
+        SendAsync(_logs.Select(log => log.Tail(count).Select(log.Parse)).ToList(), write, cancel);
 
-        await batch.FlushAsync().ConfigureAwait(false);
-    }
-
-    /// <summary>The whole lines written since the last call (or since this was made), handed over in batches.</summary>
-    public async Task ReadNewAsync(Func<List<LogLineInfo>, Task> write, CancellationToken cancel)
-    {
-        var batch = new Batch(this, write, cancel);
-        foreach (FollowedLog log in _logs)
-        {
-            foreach (string text in log.ReadNew(ReadBudgetBytes))
-            {
-                await batch.AddAsync(log, text).ConfigureAwait(false);
-            }
-        }
-
-        await batch.FlushAsync().ConfigureAwait(false);
-    }
+    /// <summary>The whole lines written since the last call (or since this was made), in time order, handed over in batches.</summary>
+    public Task ReadNewAsync(Func<List<LogLineInfo>, Task> write, CancellationToken cancel) =>
+        SendAsync(_logs.Select(log => log.ReadNew(ReadBudgetBytes).Select(log.Parse)).ToList(), write, cancel);
 
     public void Dispose()
     {
@@ -81,46 +75,32 @@ internal sealed class AppLogs : IDisposable
         }
     }
 
-    private LogLineInfo Line(FollowedLog log, string text) =>
-        new() { App = _app, Instance = log.Instance, Stream = log.Stream, Text = text };
-
-    private sealed class Batch
+    private async Task SendAsync(IReadOnlyList<IEnumerable<LogLineInfo>> sources, Func<List<LogLineInfo>, Task> write, CancellationToken cancel)
     {
-        private readonly AppLogs _owner;
-        private readonly Func<List<LogLineInfo>, Task> _write;
-        private readonly CancellationToken _cancel;
-        private List<LogLineInfo> _lines = new();
-        private long _bytes;
-
-        public Batch(AppLogs owner, Func<List<LogLineInfo>, Task> write, CancellationToken cancel)
+        var batch = new List<LogLineInfo>();
+        long bytes = 0;
+        foreach (LogLineInfo line in LogMerge.ByTime(sources))
         {
-            _owner = owner;
-            _write = write;
-            _cancel = cancel;
-        }
-
-        public async Task AddAsync(FollowedLog log, string text)
-        {
-            _lines.Add(_owner.Line(log, text));
-            _bytes += text.Length + 64;
-            if (_bytes >= BatchBytes)
+            if (_since is { } since && (line.Timestamp is not { } time || time < since))
             {
-                await FlushAsync().ConfigureAwait(false);
+                continue;
+            }
+
+            batch.Add(line);
+            bytes += line.Text.Length + 64;
+            if (bytes >= BatchBytes)
+            {
+                cancel.ThrowIfCancellationRequested();
+                await write(batch).ConfigureAwait(false);
+                batch = new List<LogLineInfo>();
+                bytes = 0;
             }
         }
 
-        public async Task FlushAsync()
+        if (batch.Count > 0)
         {
-            if (_lines.Count == 0)
-            {
-                return;
-            }
-
-            _cancel.ThrowIfCancellationRequested();
-            List<LogLineInfo> full = _lines;
-            _lines = new List<LogLineInfo>();
-            _bytes = 0;
-            await _write(full).ConfigureAwait(false);
+            cancel.ThrowIfCancellationRequested();
+            await write(batch).ConfigureAwait(false);
         }
     }
 
@@ -130,9 +110,10 @@ internal sealed class AppLogs : IDisposable
         private readonly Queue<OpenFile> _rotated = new(); // newer than _current, oldest first; the last one is at the path
         private OpenFile? _current;
 
-        public FollowedLog(string path, int instance, string stream)
+        public FollowedLog(string path, string app, int instance, string stream)
         {
             Path = path;
+            App = app;
             Instance = instance;
             Stream = stream;
             _current = OpenFile.At(path);
@@ -144,9 +125,13 @@ internal sealed class AppLogs : IDisposable
 
         public string Path { get; }
 
+        public string App { get; }
+
         public int Instance { get; }
 
         public string Stream { get; }
+
+        public LogLineInfo Parse(string line) => LogStamp.Parse(line, App, Instance, Stream);
 
         /// <summary>The last lines before the offset following starts at.</summary>
         public IEnumerable<string> Tail(int count)
@@ -319,5 +304,44 @@ internal sealed class AppLogs : IDisposable
         public static OpenFile? At(string path) => LogTail.OpenRead(path) is { } handle ? new OpenFile(handle) : null;
 
         public void Dispose() => Handle.Dispose();
+    }
+}
+
+/// <summary>What is done to an app's log files as files.</summary>
+internal static class LogFiles
+{
+    /// <summary>
+    /// Empties the current log files of the app's instances (those it runs and those whose files are still there) and
+    /// removes their rotated files (pm2 flush). The Node primary appends to the current files, so its next line lands at
+    /// the start of the emptied file; a reader following one starts again from its start. A link at a log path is
+    /// left alone, never written through.
+    /// </summary>
+    /// <returns>How many files were emptied or removed.</returns>
+    public static int Clear(HostPaths paths, LogSource app)
+    {
+        int count = 0;
+        foreach (int instance in app.Instances.Union(paths.LoggedInstances(app.App)))
+        {
+            foreach (string log in new[] { paths.OutLog(app.App, instance), paths.ErrorLog(app.App, instance) })
+            {
+                foreach (string rotated in HostPaths.RotatedFiles(log))
+                {
+                    File.Delete(rotated);
+                    count++;
+                }
+
+                var file = new FileInfo(log);
+                if (!file.Exists || file.LinkTarget is not null)
+                {
+                    continue;
+                }
+
+                using SafeFileHandle handle = File.OpenHandle(log, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+                RandomAccess.SetLength(handle, 0);
+                count++;
+            }
+        }
+
+        return count;
     }
 }

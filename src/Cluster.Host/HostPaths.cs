@@ -52,6 +52,45 @@ internal sealed class HostPaths
 
     public string ErrorLog(string app, int instance) => Path.Combine(Logs, $"{app}-{instance}.err.log");
 
+    /// <summary>The instances that have a log file of either stream (current or rotated) in the logs folder, in order.</summary>
+    public IReadOnlyList<int> LoggedInstances(string app)
+    {
+        if (!Directory.Exists(Logs))
+        {
+            return Array.Empty<int>();
+        }
+
+        var instances = new SortedSet<int>();
+        string prefix = app + "-";
+        foreach (string file in Directory.EnumerateFiles(Logs, prefix + "*"))
+        {
+            string name = Path.GetFileName(file);
+            int dot = name.IndexOf(".", prefix.Length, StringComparison.Ordinal);
+            if (dot > prefix.Length
+                && int.TryParse(name.AsSpan(prefix.Length, dot - prefix.Length), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int instance)
+                && (name.AsSpan(dot).StartsWith(".out.log", StringComparison.Ordinal) || name.AsSpan(dot).StartsWith(".err.log", StringComparison.Ordinal)))
+            {
+                instances.Add(instance);
+            }
+        }
+
+        return instances.ToArray();
+    }
+
+    /// <summary>The files of one instance log: the current one and the rotated ones (path.1, path.2, ...) that are there.</summary>
+    public static IEnumerable<string> RotatedFiles(string log)
+    {
+        string? folder = Path.GetDirectoryName(log);
+        if (folder is null || !Directory.Exists(folder))
+        {
+            return Array.Empty<string>();
+        }
+
+        string prefix = Path.GetFileName(log) + ".";
+        return Directory.EnumerateFiles(folder, prefix + "*")
+            .Where(f => Path.GetFileName(f).Length > prefix.Length && Path.GetFileName(f).AsSpan(prefix.Length).IndexOfAnyExceptInRange('0', '9') < 0);
+    }
+
     /// <summary>Creates the folders (owner only) that are missing, and checks those that are there (StrictModes).</summary>
     public IReadOnlyList<string> EnsureFolders() => StrictModes.Secure(this);
 }

@@ -311,10 +311,14 @@ internal sealed class ManagedApp
     }
 
     /// <summary>
-    /// Stops a worker on purpose. In cluster mode it is disconnected, so no new connection reaches it.
-    /// Then, graceful: a kill after the graceful timeout, the 'shutdown' message having gone just before the
-    /// disconnect; plain: time to drain, SIGINT (not on Windows, where it would be TerminateProcess), and a kill
-    /// after the kill timeout.
+    /// Stops a worker on purpose, one step after the other until it has exited:
+    ///   1. graceful: the 'shutdown' message (just before the disconnect, see below);
+    ///   2. cluster mode: the disconnect, so no new connection reaches it (the drain preload then winds down
+    ///      its open connections);
+    ///   3. graceful: the graceful timeout to exit; plain: up to the kill timeout for the disconnect to finish;
+    ///   4. SIGINT (not on Windows, where a signal is TerminateProcess: the IPC steps are all it gets there),
+    ///      and the kill timeout to exit;
+    ///   5. SIGKILL (Windows: terminate the process tree).
     /// </summary>
     public async Task RetireAsync(Worker worker, Retirement how)
     {
@@ -350,19 +354,14 @@ internal sealed class ManagedApp
                 return;
             }
         }
-        else
+        else if (Definition.IsCluster)
         {
-            if (Definition.IsCluster)
-            {
-                await WithinAsync(worker.Disconnected, how.KillTimeout);
-            }
+            await WithinAsync(worker.Disconnected, how.KillTimeout);
+        }
 
-            if (!OperatingSystem.IsWindows() && !worker.HasExited)
-            {
-                primary.Send(new PrimaryCommand { Cmd = PrimaryCommand.Signal, Key = worker.Key, SignalName = "SIGINT" });
-            }
-
-            if (await ExitsWithinAsync(worker, how.KillTimeout))
+        if (!OperatingSystem.IsWindows() || !how.Graceful)
+        {
+            if (await InterruptAsync(primary, worker, how))
             {
                 return;
             }
@@ -371,6 +370,22 @@ internal sealed class ManagedApp
         _log.Warning("Instance {Instance} (pid {Pid}) did not exit in time; killing it", worker.Instance, worker.Pid);
         primary.Send(new PrimaryCommand { Cmd = PrimaryCommand.Signal, Key = worker.Key, SignalName = "SIGKILL" });
         await ExitsWithinAsync(worker, LastWaitForExit);
+    }
+
+    /// <summary>SIGINT where there is one, then the kill timeout to exit. Whether it exited.</summary>
+    private async Task<bool> InterruptAsync(IPrimary primary, Worker worker, Retirement how)
+    {
+        if (!OperatingSystem.IsWindows() && !worker.HasExited)
+        {
+            if (how.Graceful)
+            {
+                _log.Information("Instance {Instance} (pid {Pid}) did not exit within the graceful timeout of {GracefulTimeoutMs} ms; sending SIGINT", worker.Instance, worker.Pid, how.GracefulTimeout.TotalMilliseconds);
+            }
+
+            primary.Send(new PrimaryCommand { Cmd = PrimaryCommand.Signal, Key = worker.Key, SignalName = "SIGINT" });
+        }
+
+        return await ExitsWithinAsync(worker, how.KillTimeout);
     }
 
     /// <summary>Stops the worker of each slot; a slot whose worker is gone is stopped, one whose worker lingers says so.</summary>
@@ -413,7 +428,7 @@ internal sealed class ManagedApp
             Slot slot = SlotFor(instance);
             if (countRestart)
             {
-                slot.Restarts++;
+                slot.CountRestart("restarted on request", _time.GetUtcNow());
             }
 
             Worker worker = Fork(instance, generation, slot.Restarts);
@@ -532,11 +547,23 @@ internal sealed class ManagedApp
         : worker.ExitSignal is { } signal ? $"was killed by {signal}"
         : $"exited with code {worker.ExitCode}";
 
-    /// <summary>The last lines a worker wrote to stderr since it was forked, as the end of an error message.</summary>
-    public string ErrorOutputSuffix(Worker worker, int lines = 20)
+    /// <summary>
+    /// The line of what a worker wrote to stderr since it was forked that says why it failed (the error, not the
+    /// end of its stack trace), and where to read the rest, as the end of an error message.
+    /// </summary>
+    public string ErrorOutputSuffix(Worker worker, int lines = 200)
     {
         IReadOnlyList<string> stderr = LogTail.Read(_paths.ErrorLog(Name, worker.Instance), lines, worker.ErrorLogOffset);
-        return stderr.Count == 0 ? "" : Environment.NewLine + "Its last error output:" + Environment.NewLine + string.Join(Environment.NewLine, stderr);
+        string rest = $" Get-ClusterAppLog {Name} -Instance {worker.Instance} -Stream Err shows the rest of its output.";
+        IReadOnlyList<string> said = ErrorOutput.MeaningfulLines(stderr.Select(LogStamp.TextOf));
+        return said.Count == 0 ? rest : $" Its error output says: {string.Join(", then ", said.Select(l => $"\"{Quoted(l)}\""))}." + rest;
+    }
+
+    /// <summary>A line of an app's output as a message quotes it: control characters escaped, at most 400 characters.</summary>
+    private static string Quoted(string line)
+    {
+        string shown = line.Length > 400 ? line[..400] + "..." : line;
+        return string.Concat(shown.Select(c => c < 0x20 || c == 0x7f ? $"\\x{(int)c:x2}" : c.ToString()));
     }
 
     /// <summary>The last lines a worker wrote to stderr and stdout since it was forked, as the end of an error message.</summary>
@@ -544,7 +571,7 @@ internal sealed class ManagedApp
     {
         IReadOnlyList<string> stdout = LogTail.Read(_paths.OutLog(Name, worker.Instance), lines, worker.OutLogOffset);
         return ErrorOutputSuffix(worker, lines)
-            + (stdout.Count == 0 ? "" : Environment.NewLine + "Its last output:" + Environment.NewLine + string.Join(Environment.NewLine, stdout));
+            + (stdout.Count == 0 ? "" : Environment.NewLine + "Its last output:" + Environment.NewLine + string.Join(Environment.NewLine, stdout.Select(LogStamp.TextOf)));
     }
 
     /// <summary>
@@ -638,6 +665,7 @@ internal sealed class ManagedApp
             Scheduling = Definition.IsCluster ? Scheduling.Of(Definition.Spec) : null,
             ReloadError = ReloadError,
             Created = Definition.Created,
+            Details = Details(),
         };
         foreach (Slot slot in _slots)
         {
@@ -647,6 +675,35 @@ internal sealed class ManagedApp
         info.Status = AppStatus();
         return info;
     }
+
+    private AppDetails Details()
+    {
+        StartSpec spec = Definition.Spec;
+        RestartPolicy policy = Definition.RestartPolicy;
+        static int Ms(TimeSpan span) => (int)span.TotalMilliseconds;
+        return new AppDetails
+        {
+            NodePath = Definition.NodePath,
+            AutoRestart = policy.AutoRestart,
+            MaxRestarts = policy.MaxRestarts,
+            MinUptimeMs = Ms(policy.MinUptime),
+            RestartDelayMs = Ms(policy.RestartDelay),
+            ListenTimeoutMs = Ms(ListenTimeout),
+            KillTimeoutMs = Ms(Timeouts.Kill(null, spec.KillTimeoutMs)),
+            GracefulTimeoutMs = Ms(Timeouts.Graceful(null, null, spec.Environment)),
+            MaxMemoryBytes = spec.MaxMemoryBytes,
+            LogMaxBytes = spec.LogMaxBytes ?? LogRotation.DefaultMaxBytes,
+            LogFileCount = spec.LogFileCount ?? LogRotation.DefaultFileCount,
+            Drain = Definition.IsCluster && spec.Drain,
+            EnvironmentNames = spec.Environment.Keys.Order(StringComparer.OrdinalIgnoreCase).ToList(),
+            OutLogs = _slots.Select(s => _paths.OutLog(Name, s.Instance)).ToList(),
+            ErrorLogs = _slots.Select(s => _paths.ErrorLog(Name, s.Instance)).ToList(),
+        };
+    }
+
+    /// <summary>The pids of the workers that serve the instances now.</summary>
+    public int[] LivePids() =>
+        _slots.Select(s => s.Current).Where(w => w is { HasExited: false, Pid: not null }).Select(w => w!.Pid!.Value).ToArray();
 
     private static InstanceInfo InstanceSnapshot(Slot slot, ProcessMetrics metrics)
     {
@@ -658,6 +715,8 @@ internal sealed class ManagedApp
             Status = InstanceStatus(slot.State),
             Generation = slot.Generation,
             Reason = slot.Reason,
+            LastRestartReason = slot.LastRestartReason,
+            LastRestartTime = slot.LastRestartTime,
         };
         if (worker is null)
         {
@@ -939,7 +998,7 @@ internal sealed class ManagedApp
 
         try
         {
-            slot.Restarts++;
+            slot.CountRestart($"its process {DescribeExit(dead)}", _time.GetUtcNow());
             Worker replacement = Fork(slot.Instance, slot.Generation, slot.Restarts);
             Install(slot, replacement, ListenTimeout);
             Supervise(replacement);

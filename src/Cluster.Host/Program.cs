@@ -177,9 +177,11 @@ internal static partial class Program
         Task bringingBack = supervisor.ResurrectAsync();
         Task serving = server.RunAsync(stop.Token);
         Task watchingMemory = supervisor.WatchMemoryAsync(stop.Token);
+        Task sampling = supervisor.SampleMetricsAsync(stop.Token);
         await bringingBack.ConfigureAwait(false);
         await serving.ConfigureAwait(false);
         await watchingMemory.ConfigureAwait(false);
+        await sampling.ConfigureAwait(false);
         if (handler.HandoverRequested)
         {
             Log.Information("Cluster host {Pid} handed over; its apps go on serving for the newer host", Environment.ProcessId);

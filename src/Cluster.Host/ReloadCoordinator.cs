@@ -30,8 +30,9 @@ internal sealed record ReloadPlan(bool Graceful, TimeSpan ListenTimeout, Retirem
 ///      pass before the new worker takes shared traffic (the health preload holds its listen until then);
 ///      if it fails, the new worker is killed and the reload stops as in 2;
 ///   4. it must stay up for the stability window; if it exits within it, the reload stops as in 2;
-///   5. put it in place and retire the old worker: disconnect it (no new connections reach it), then
-///      SIGINT / the 'shutdown' message, and a kill after the kill / graceful timeout.
+///   5. put it in place and retire the old worker (ManagedApp.RetireAsync): disconnect it (no new
+///      connections reach it; graceful: the 'shutdown' message first, and the graceful timeout), then SIGINT
+///      and a kill after the kill timeout.
 /// A caller that goes away (Ctrl+C, a closed session) stops the reload between instances, never halfway
 /// through one: the app then says it is partly reloaded, and the next reload completes the job.
 /// Only one reload of an app runs at a time.
@@ -160,7 +161,7 @@ internal sealed class ReloadCoordinator
         }
 
         // 5. Put it in place, then retire the old worker.
-        slot.Restarts++;
+        slot.CountRestart(plan.Retirement.Graceful ? "gracefully reloaded" : "reloaded", app.Time.GetUtcNow());
         Worker? old = app.Install(slot, candidate, plan.ListenTimeout);
         app.Supervise(candidate);
         if (old is not null && !old.HasExited)
@@ -265,7 +266,7 @@ internal sealed class ReloadCoordinator
         string how = ManagedApp.DescribeExit(candidate);
         string message = $"The new worker for instance {candidate.Instance} of '{app.Name}' {how} {when}. "
             + "The reload stopped there: the old worker keeps serving and no other instance was touched. "
-            + "Fix the app and reload again; Get-ClusterAppLog shows its output." + app.ErrorOutputSuffix(candidate);
+            + "Fix the app and reload again." + app.ErrorOutputSuffix(candidate);
         app.ReloadError = message;
         app.Log.Error("Reload of {App} stopped: the new worker for instance {Instance} {How} {When}", app.Name, candidate.Instance, how, when);
         return new ClusterException(NewInstanceExitedCode, ErrorCategories.InvalidResult, message, app.Name);
@@ -275,7 +276,7 @@ internal sealed class ReloadCoordinator
     {
         string message = $"The new worker for instance {candidate.Instance} of '{app.Name}' (pid {candidate.Pid}) failed its readiness check: {check.Description}. "
             + "It never took shared traffic and was stopped. The reload stopped there: the old worker keeps serving and no other instance was touched. "
-            + "Fix the app (or its -HealthCheckPath / -HealthCheckCommand) and reload again; Get-ClusterLog shows its output." + app.OutputSuffix(candidate);
+            + "Fix the app (or its -HealthCheckPath / -HealthCheckCommand) and reload again." + app.OutputSuffix(candidate);
         app.ReloadError = message;
         app.Log.Error("Reload of {App} stopped: the new worker for instance {Instance} failed its readiness check: {Check}", app.Name, candidate.Instance, check.Description);
         return new ClusterException(HealthCheckFailedCode, ErrorCategories.InvalidResult, message, app.Name);

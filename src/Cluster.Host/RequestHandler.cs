@@ -47,7 +47,7 @@ internal sealed class RequestHandler
         }
         catch (ClusterException e)
         {
-            await writer.WriteAsync(Frame.Failed(new ErrorInfo { Code = e.Code, Category = e.Category, Message = e.Message, Target = e.Target })).ConfigureAwait(false);
+            await writer.WriteAsync(Frame.Failed(ErrorOf(e))).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -123,7 +123,9 @@ internal sealed class RequestHandler
             case CommandNames.Definitions:
                 return new Frame { Specs = _supervisor.Definitions(request.Name).ToList() };
             case CommandNames.Logs:
-                return await LogsAsync(NameOf(request), Required(request.Logs, "logs"), writer, clientGone).ConfigureAwait(false);
+                return await LogsAsync(request, Required(request.Logs, "logs"), writer, clientGone).ConfigureAwait(false);
+            case CommandNames.ClearLogs:
+                return await ClearLogsAsync(request, Required(request.Logs, "logs")).ConfigureAwait(false);
             case CommandNames.HostInfo:
                 return new Frame { Host = HostInfo() };
             case CommandNames.Handover:
@@ -176,12 +178,19 @@ internal sealed class RequestHandler
 
     /// <summary>
     /// The tail, then with -Follow what is written from then on, in frames of a bounded size: the client reads them
-    /// as they come, so a large tail never sits whole in the host's memory.
+    /// as they come, so a large tail never sits whole in the host's memory. Apps named that have no logs are
+    /// reported in the first frame, and the others are read.
     /// </summary>
-    private async Task<Frame> LogsAsync(string name, LogQuery query, FrameWriter writer, Task clientGone)
+    private async Task<Frame> LogsAsync(Request request, LogQuery query, FrameWriter writer, Task clientGone)
     {
         StartSpecValidator.ValidateLogQuery(query);
-        using AppLogs logs = await _supervisor.LogsOfAsync(name, query.Instance).ConfigureAwait(false);
+        (IReadOnlyList<LogSource> sources, IReadOnlyList<ClusterException> missing) = await _supervisor.LogSourcesAsync(LogNames(request, query)).ConfigureAwait(false);
+        if (missing.Count > 0)
+        {
+            await writer.WriteAsync(new Frame { Errors = missing.Select(ErrorOf).ToList() }).ConfigureAwait(false);
+        }
+
+        using var logs = new AppLogs(_paths, sources, query.Instance, query.Stream, query.Since);
         // Not disposed, as in ReloadAsync: the client goes (and this cancels) after the reply too.
         var cancel = new CancellationTokenSource();
         _ = clientGone.ContinueWith(_ => cancel.Cancel(), TaskScheduler.Default);
@@ -210,6 +219,25 @@ internal sealed class RequestHandler
 
         return new Frame();
     }
+
+    /// <summary>Empties the log files of the apps named (Clear-ClusterAppLog): see <see cref="LogFiles.Clear"/>.</summary>
+    private async Task<Frame> ClearLogsAsync(Request request, LogQuery query)
+    {
+        (IReadOnlyList<LogSource> sources, IReadOnlyList<ClusterException> missing) = await _supervisor.LogSourcesAsync(LogNames(request, query)).ConfigureAwait(false);
+        foreach (LogSource source in sources)
+        {
+            int cleared = LogFiles.Clear(_paths, source);
+            _log.Information("Cleared {Count} log files of {App}", cleared, source.App);
+        }
+
+        return new Frame { Errors = missing.Count > 0 ? missing.Select(ErrorOf).ToList() : null };
+    }
+
+    /// <summary>The apps a log request names: its list, or its one name; null for every app.</summary>
+    private static IReadOnlyList<string>? LogNames(Request request, LogQuery query) =>
+        query.Apps ?? (request.Name is { } name ? new List<string> { name } : null);
+
+    private static ErrorInfo ErrorOf(ClusterException e) => new() { Code = e.Code, Category = e.Category, Message = e.Message, Target = e.Target };
 
     private HostInfo HostInfo() => new()
     {

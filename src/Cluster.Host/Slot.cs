@@ -42,6 +42,19 @@ internal sealed class Slot
 
     public int Restarts { get; set; }
 
+    /// <summary>Why its worker was last replaced, and when (Format-List of an app shows it).</summary>
+    public string? LastRestartReason { get; private set; }
+
+    public DateTimeOffset? LastRestartTime { get; private set; }
+
+    /// <summary>Counts a replacement of its worker, and says why it happened.</summary>
+    public void CountRestart(string reason, DateTimeOffset now)
+    {
+        Restarts++;
+        LastRestartReason = reason;
+        LastRestartTime = now;
+    }
+
     public int UnstableRestarts { get; set; }
 }
 

@@ -176,6 +176,16 @@ internal static class StartSpecValidator
         {
             throw Invalid("ValueOutOfRange", $"-Instance must be 0 or more; it was {query.Instance}.", "Instance");
         }
+
+        if (query.Stream is not (null or "out" or "err"))
+        {
+            throw Invalid("ValueOutOfRange", $"-Stream must be Out or Err; it was '{Display.Printable(query.Stream)}'.", "Stream");
+        }
+
+        if (query.Apps is { } apps)
+        {
+            apps.ForEach(AppName.Validate);
+        }
     }
 
     public static void ValidateInstances(int requested)

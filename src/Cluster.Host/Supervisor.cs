@@ -302,18 +302,80 @@ internal sealed class Supervisor
         return app.Snapshot(_metrics);
     });
 
-    /// <summary>The log files of an app's instances, from now on (see <see cref="AppLogs"/>).</summary>
-    public async Task<AppLogs> LogsOfAsync(string name, int? instance)
+    /// <summary>
+    /// The apps whose logs a request reads, with their instances: the apps named (every app when none is), and of
+    /// those that are not running, the ones whose log files are still there (a start that failed, an app removed).
+    /// Names with neither are the errors returned beside them.
+    /// </summary>
+    public async Task<(IReadOnlyList<LogSource> Sources, IReadOnlyList<ClusterException> Missing)> LogSourcesAsync(IReadOnlyList<string>? names)
     {
-        ManagedApp app = Find(name);
-        int[] instances = await app.RunAsync(() => app.Slots.Select(s => s.Instance).ToArray()).ConfigureAwait(false);
-        return new AppLogs(_paths, app.Name, instances, instance);
+        ManagedApp[] all;
+        lock (_apps)
+        {
+            all = _apps.Values.OrderBy(a => a.Name, StringComparer.OrdinalIgnoreCase).ToArray();
+        }
+
+        var sources = new List<LogSource>();
+        var missing = new List<ClusterException>();
+        foreach (string name in names ?? all.Select(a => a.Name).ToArray())
+        {
+            AppName.Validate(name);
+            if (all.FirstOrDefault(a => string.Equals(a.Name, name, StringComparison.OrdinalIgnoreCase)) is { } app)
+            {
+                sources.Add(new LogSource(app.Name, await app.RunAsync(() => app.Slots.Select(s => s.Instance).ToArray()).ConfigureAwait(false)));
+            }
+            else if (_paths.LoggedInstances(name) is { Count: > 0 } logged)
+            {
+                sources.Add(new LogSource(name, logged));
+            }
+            else
+            {
+                missing.Add(NotFound(name));
+            }
+        }
+
+        return (sources.DistinctBy(s => s.App, StringComparer.OrdinalIgnoreCase).ToList(), missing);
     }
 
     /// <summary>
     /// Every few seconds, replaces the instances whose memory has grown past their app's limit
     /// (-MaxMemoryRestart): a cluster instance by a reload of that instance alone, so no request is lost.
     /// </summary>
+    /// <summary>Samples the CPU time of every app's workers together, once a second (see <see cref="ProcessMetrics"/>).</summary>
+    public async Task SampleMetricsAsync(CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(ProcessMetrics.SampleInterval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
+            {
+                ManagedApp[] apps;
+                lock (_apps)
+                {
+                    apps = _apps.Values.ToArray();
+                }
+
+                var pids = new HashSet<int>();
+                foreach (ManagedApp app in apps)
+                {
+                    try
+                    {
+                        pids.UnionWith(await app.RunAsync(() => app.LivePids()).ConfigureAwait(false));
+                    }
+                    catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException)
+                    {
+                        // Removed meanwhile.
+                    }
+                }
+
+                _metrics.SampleAll(pids);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
     public async Task WatchMemoryAsync(CancellationToken stop)
     {
         using var timer = new PeriodicTimer(MemoryCheckInterval, _time);
@@ -620,12 +682,14 @@ internal sealed class Supervisor
             }
         }
 
-        throw new ClusterException(
-            "AppNotFound",
-            ErrorCategories.ObjectNotFound,
-            $"There is no app named '{AppName.Printable(name)}'. Get-ClusterApp lists the apps there are.",
-            AppName.Printable(name));
+        throw NotFound(name);
     }
+
+    private static ClusterException NotFound(string name) => new(
+        "AppNotFound",
+        ErrorCategories.ObjectNotFound,
+        $"There is no app named '{AppName.Printable(name)}'. Get-ClusterApp lists the apps there are.",
+        AppName.Printable(name));
 
     /// <summary>Hands instances that failed to start to the restart policy, and reports the first.</summary>
     private static void RestartFailed(ManagedApp app, IReadOnlyList<Worker> failed, string during)
@@ -669,7 +733,7 @@ internal sealed class Supervisor
         "InstanceExited",
         ErrorCategories.InvalidResult,
         $"Instance {worker.Instance} of '{app.Name}' {ManagedApp.DescribeExit(worker)} before it was ready, {consequence}. "
-            + "Check the script and its arguments; Get-ClusterAppLog shows its output." + app.ErrorOutputSuffix(worker),
+            + "Check the script and its arguments." + app.ErrorOutputSuffix(worker),
         app.Name);
 
     private ManagedApp Register(AppDefinition definition)

@@ -19,6 +19,7 @@ namespace Cluster.Protocol
         public const string Update = "update";
         public const string Definitions = "definitions";
         public const string Logs = "logs";
+        public const string ClearLogs = "clearlogs";
         public const string HostInfo = "host";
         public const string Shutdown = "shutdown";
 
@@ -185,9 +186,21 @@ namespace Cluster.Protocol
 
     internal sealed class LogQuery
     {
+        /// <summary>
+        /// The apps whose logs are read, merged in time order: every app when null and the request names none. An app
+        /// that is gone (its start failed, or it was removed) is still read while its log files are there.
+        /// </summary>
+        public List<string>? Apps { get; set; }
+
         public int? Instance { get; set; }
         public int Tail { get; set; } = 20;
         public bool Follow { get; set; }
+
+        /// <summary>Only lines stamped at or after this time.</summary>
+        public DateTimeOffset? Since { get; set; }
+
+        /// <summary>Only this stream ("out" or "err"); both when null.</summary>
+        public string? Stream { get; set; }
     }
 
     internal static class AppModes
@@ -208,6 +221,10 @@ namespace Cluster.Protocol
         public bool Heartbeat { get; set; }
 
         public ErrorInfo? Error { get; set; }
+
+        /// <summary>Failures of single items (an app that is not there) that do not end the request: the rest goes on.</summary>
+        public List<ErrorInfo>? Errors { get; set; }
+
         public string? Warning { get; set; }
         public ProgressInfo? Progress { get; set; }
         public List<AppInfo>? Apps { get; set; }
@@ -259,6 +276,33 @@ namespace Cluster.Protocol
         public string? ReloadError { get; set; }
         public DateTimeOffset Created { get; set; }
         public List<InstanceInfo> Instances { get; set; } = new List<InstanceInfo>();
+
+        /// <summary>What pm2 describe shows beside the status: the settings as they apply, and where the logs are.</summary>
+        public AppDetails? Details { get; set; }
+    }
+
+    /// <summary>An app's settings as they apply (defaults and timeout variables resolved), its log files and Node executable.</summary>
+    internal sealed class AppDetails
+    {
+        public string NodePath { get; set; } = "";
+        public bool AutoRestart { get; set; }
+        public int MaxRestarts { get; set; }
+        public int MinUptimeMs { get; set; }
+        public int RestartDelayMs { get; set; }
+        public int ListenTimeoutMs { get; set; }
+        public int KillTimeoutMs { get; set; }
+        public int GracefulTimeoutMs { get; set; }
+        public long? MaxMemoryBytes { get; set; }
+        public long LogMaxBytes { get; set; }
+        public int LogFileCount { get; set; }
+        public bool Drain { get; set; }
+
+        /// <summary>The names of the variables of the app's environment; never their values.</summary>
+        public List<string> EnvironmentNames { get; set; } = new List<string>();
+
+        /// <summary>Each instance's stdout and stderr log, by instance.</summary>
+        public List<string> OutLogs { get; set; } = new List<string>();
+        public List<string> ErrorLogs { get; set; } = new List<string>();
     }
 
     internal sealed class InstanceInfo
@@ -278,6 +322,10 @@ namespace Cluster.Protocol
 
         /// <summary>Why the instance is not online, in words (a crash, a lost primary, a reload that stopped).</summary>
         public string? Reason { get; set; }
+
+        /// <summary>Why its process was last replaced (a crash, a reload, a restart asked for), and when; null until it was.</summary>
+        public string? LastRestartReason { get; set; }
+        public DateTimeOffset? LastRestartTime { get; set; }
     }
 
     internal sealed class HostInfo
@@ -298,8 +346,15 @@ namespace Cluster.Protocol
 
     internal sealed class LogLineInfo
     {
+        /// <summary>When the Node primary read the line; null for a line written without a stamp.</summary>
+        public DateTimeOffset? Timestamp { get; set; }
+
         public string App { get; set; } = "";
         public int Instance { get; set; }
+
+        /// <summary>The process that wrote the line; null when unknown.</summary>
+        public int? Pid { get; set; }
+
         public string Stream { get; set; } = "";
         public string Text { get; set; } = "";
     }

@@ -143,7 +143,7 @@ public sealed class LogTailTests
         var writer = new RotatingWriter(paths.OutLog("api", 0), keep: 3);
         writer.Write(1, 10);
 
-        using var logs = new AppLogs(paths, "api", new[] { 0 }, instance: null);
+        using var logs = new AppLogs(paths, new[] { new LogSource("api", new[] { 0 }) }, instance: null);
         var tail = new List<string>();
         await logs.TailAsync(5, lines => Collect(lines, tail), CancellationToken.None);
         Assert.Equal(Numbered(6, 10), tail);
@@ -178,7 +178,7 @@ public sealed class LogTailTests
         Directory.CreateDirectory(paths.Logs);
         string log = paths.OutLog("api", 0);
         File.WriteAllText(log, "");
-        using var logs = new AppLogs(paths, "api", new[] { 0 }, instance: null);
+        using var logs = new AppLogs(paths, new[] { new LogSource("api", new[] { 0 }) }, instance: null);
         var followed = new List<string>();
 
         File.AppendAllText(log, "first\nsec");
@@ -198,7 +198,7 @@ public sealed class LogTailTests
         Directory.CreateDirectory(paths.Logs);
         string log = paths.OutLog("api", 0);
         File.WriteAllText(log, string.Concat(Numbered(1, 50).Select(l => l + "\n")));
-        using var logs = new AppLogs(paths, "api", new[] { 0 }, instance: null);
+        using var logs = new AppLogs(paths, new[] { new LogSource("api", new[] { 0 }) }, instance: null);
         var followed = new List<string>();
 
         using (var stream = new FileStream(log, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
@@ -219,7 +219,7 @@ public sealed class LogTailTests
         var paths = new HostPaths(folder.Path, folder.Path);
         Directory.CreateDirectory(paths.Logs);
         File.WriteAllText(paths.OutLog("api", 0), string.Concat(Enumerable.Range(1, 50_000).Select(i => $"line {i} " + new string('x', 90) + "\n")));
-        using var logs = new AppLogs(paths, "api", new[] { 0 }, instance: null);
+        using var logs = new AppLogs(paths, new[] { new LogSource("api", new[] { 0 }) }, instance: null);
         var batches = new List<List<LogLineInfo>>();
 
         await logs.TailAsync(40_000, lines =>

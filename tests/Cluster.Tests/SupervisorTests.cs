@@ -206,11 +206,12 @@ public sealed class SupervisorTests : IDisposable
     }
 
     [Fact]
-    public async Task Graceful_reload_sends_shutdown_then_kills_after_graceful_timeout()
+    public async Task Graceful_reload_sends_shutdown_then_SIGINT_after_the_graceful_timeout_then_kills_after_the_kill_timeout()
     {
         await _h.StartAsync("api", 2);
         int[] oldKeys = { _h.KeyOf(0), _h.KeyOf(1) };
         _h.Launcher.ExitOnShutdownMessage = false;
+        _h.Launcher.ExitOnInterrupt = false;
         var gracefulTimeout = TimeSpan.FromMilliseconds(2500);
 
         Task<AppInfo> reload = _h.ReloadAsync("api", new ReloadSpec { Graceful = true, GracefulTimeoutMs = (int)gracefulTimeout.TotalMilliseconds });
@@ -221,15 +222,23 @@ public sealed class SupervisorTests : IDisposable
         foreach (int oldKey in oldKeys)
         {
             IReadOnlyList<PrimaryCommand> toOld = _h.Timeline.CommandsFor(oldKey);
-            Assert.Equal(
-                new[] { "send shutdown", "disconnect", "signal SIGKILL" },
-                toOld.Select(c => c.Cmd + (c.Message is { } m ? " " + m : "") + (c.SignalName is { } s ? " " + s : "")));
+            // Windows has no SIGINT: the IPC steps, then the kill.
+            string[] expected = OperatingSystem.IsWindows()
+                ? new[] { "send shutdown", "disconnect", "signal SIGKILL" }
+                : new[] { "send shutdown", "disconnect", "signal SIGINT", "signal SIGKILL" };
+            Assert.Equal(expected, toOld.Select(c => c.Cmd + (c.Message is { } m ? " " + m : "") + (c.SignalName is { } s ? " " + s : "")));
 
             Entry shutdown = _h.Timeline.First(e => e.IsCommand(PrimaryCommand.Send, oldKey), "the shutdown message");
-            Entry kill = _h.Timeline.First(e => e.IsCommand(PrimaryCommand.Signal, oldKey), "the kill");
-            TimeSpan waited = kill.At - shutdown.At;
-            Assert.True(waited >= gracefulTimeout, $"Key {oldKey} was killed {waited.TotalMilliseconds} ms (fake clock) after 'shutdown', before the graceful timeout.");
-            Assert.True(waited < Timeouts.DefaultGracefulTimeout, $"Key {oldKey} was killed {waited.TotalMilliseconds} ms (fake clock) after 'shutdown': the -GracefulTimeout given was not used.");
+            Entry firstSignal = _h.Timeline.First(e => e.IsCommand(PrimaryCommand.Signal, oldKey), "the first signal");
+            TimeSpan waited = firstSignal.At - shutdown.At;
+            Assert.True(waited >= gracefulTimeout, $"Key {oldKey} was signalled {waited.TotalMilliseconds} ms (fake clock) after 'shutdown', before the graceful timeout.");
+            Assert.True(waited < Timeouts.DefaultGracefulTimeout, $"Key {oldKey} was signalled {waited.TotalMilliseconds} ms (fake clock) after 'shutdown': the -GracefulTimeout given was not used.");
+            if (!OperatingSystem.IsWindows())
+            {
+                Entry kill = _h.Timeline.First(e => e.IsCommand(PrimaryCommand.Signal, oldKey) && e.Command!.SignalName == "SIGKILL", "the kill");
+                TimeSpan afterInterrupt = kill.At - firstSignal.At;
+                Assert.True(afterInterrupt >= Timeouts.DefaultKillTimeout, $"Key {oldKey} was killed {afterInterrupt.TotalMilliseconds} ms (fake clock) after SIGINT, before the kill timeout.");
+            }
         }
     }
 

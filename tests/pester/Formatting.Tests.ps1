@@ -186,3 +186,73 @@ Describe 'The type data' {
         (Get-TypeData -TypeName Cluster.App).SerializationDepth | Should -Be 2
     }
 }
+
+Describe 'The list view of an app, as pm2 describe' {
+    BeforeAll {
+        $script:DescribedPort = Get-FreePort
+        $script:Described = Start-ClusterApp -Path (Join-Path $Fixture 'server.js') -Name described -Instances 2 -MaxMemoryRestart 300MB `
+            -KillTimeout 2500 -LogMaxSize 1MB -LogFileCount 7 -Environment @{ PORT = "$DescribedPort"; DESCRIBED_SECRET = 'value-never-shown-7Q' } -ErrorAction Stop
+        # A crash of instance 1: the reason of the last restart is what happened to its process.
+        $crashed = $Described.Instances[1].Pid
+        Stop-Process -Id $crashed -Force
+        Wait-Until { $i = (Get-ClusterApp described).Instances[1]; $i.Status -eq 'Online' -and $i.Pid -ne $crashed } -Because 'the crashed instance to be restarted'
+    }
+
+    AfterAll { Remove-ClusterApp described -Confirm:$false -ErrorAction SilentlyContinue }
+
+    It 'shows the log paths, restart policy, timeouts, environment names, last restart, generation and times' {
+        $app = Get-ClusterApp described
+        $text = $app | Format-List | ConvertTo-Text
+        $logs = Join-Path $ClusterHome 'logs'
+
+        $text | Should -Match "(?m)^OutLogs\s+: $([regex]::Escape((Join-Path $logs 'described-0.out.log'))), $([regex]::Escape((Join-Path $logs 'described-1.out.log')))\s*$"
+        $text | Should -Match "(?m)^ErrorLogs\s+: $([regex]::Escape((Join-Path $logs 'described-0.err.log'))), "
+        $text | Should -Match '(?m)^RestartPolicy\s+: restart, errored after 16 unstable runs \(under 1000 ms\) in a row, delay 100 ms\s*$'
+        $text | Should -Match '(?m)^Timeouts\s+: listen 3000 ms, kill 2500 ms, graceful 4000 ms\s*$'
+        $text | Should -Match '(?m)^MaxMemory\(MB\)\s+: 300\.0\s*$'
+        $text | Should -Match '(?m)^LogRotation\s+: past 1 MB, 7 kept\s*$'
+        $text | Should -Match '(?m)^Environment\s+: .*\bDESCRIBED_SECRET\b.*\bPORT\b'
+        $text | Should -Not -Match 'value-never-shown-7Q' -Because 'environment values are never shown'
+        $text | Should -Match '(?m)^LastRestart\s+: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d, instance 1: its process was killed by SIGKILL\s*$'
+        $text | Should -Match '(?m)^Generation\s+: 1\s*$'
+        $text | Should -Match '(?m)^Created\s+: \S'
+        $text | Should -Match '(?m)^Started\s+: \S'
+        $text | Should -Match "(?m)^NodePath\s+: .*node"
+        $app.EnvironmentNames | Should -Contain 'DESCRIBED_SECRET'
+        $app.Started | Should -BeGreaterOrEqual $app.Created.AddSeconds(-1)
+        $app.LastRestartTime | Should -BeGreaterOrEqual $app.Started
+    }
+
+    It 'shows the same list for a deserialized app' {
+        $copy = Copy-Deserialized (Get-ClusterApp described) -Depth 2
+        $text = $copy | Format-List | ConvertTo-Text
+        $text | Should -Match '(?m)^Timeouts\s+: listen 3000 ms, kill 2500 ms, graceful 4000 ms\s*$'
+        $text | Should -Match '(?m)^LastRestart\s+: .*instance 1: its process was killed by SIGKILL'
+        $text | Should -Match '(?m)^Environment\s+: .*\bDESCRIBED_SECRET\b'
+    }
+}
+
+Describe 'Watch-ClusterApp' {
+    It 'writes the apps of each refresh as objects when its output goes on down the pipeline' {
+        $seen = @(Watch-ClusterApp $AppName -Count 2 -Interval 1 | ForEach-Object { $_ })
+
+        $seen.Count | Should -Be 2
+        foreach ($app in $seen) {
+            $app | Should -BeOfType ([Cluster.App])
+            $app.Name | Should -Be $AppName
+            $app.CpuPercent | Should -Be ([math]::Round(($app.Instances | Measure-Object CpuPercent -Sum).Sum, 1)) -Because "an app's CPU is the sum of its instances' over the same second"
+        }
+    }
+
+    It 'writes nothing but the objects, formatted, when its output is redirected' {
+        $output = Join-Path $TestDrive 'watch.txt'
+        $command = "`$env:CLUSTER_HOME = '$ClusterHome'; `$PSStyle.OutputRendering = 'PlainText'; Import-Module '$env:CLUSTER_MODULE_PATH'; Watch-ClusterApp $AppName -Count 2"
+        $child = Start-ChildPwsh -Command $command -OutputPath $output
+        $child.WaitForExit(60000) | Should -BeTrue
+        $child.ExitCode | Should -Be 0 -Because (Get-Content -Raw "$output.err" -ErrorAction SilentlyContinue)
+
+        $text = Get-Content -Raw $output
+        $text.Contains([char] 27) | Should -BeFalse -Because 'no escape sequence redraws a screen that is not there'
+        @([regex]::Matches($text, "(?m)^$AppName\s+Cluster\s+Online\s+2/2")).Count | Should -Be 2 -Because 'each refresh writes the app once'
+    }
+}

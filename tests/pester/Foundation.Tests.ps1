@@ -402,7 +402,7 @@ Describe 'Get-ClusterAppLog' {
             $err.Text | Should -Be (1..3 | ForEach-Object { "echo err $_ of 3 from instance $instance" })
         }
         $lines.Count | Should -Be 12
-        foreach ($line in $lines) { $line.AppName | Should -Be 'chatty' }
+        foreach ($line in $lines) { $line.App | Should -Be 'chatty' }
     }
 
     It 'with -Instance returns only that instance' {

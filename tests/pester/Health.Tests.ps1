@@ -20,7 +20,7 @@ BeforeAll {
 
     function Get-OutputLine {
         param([Parameter(Mandatory)] [string] $Name)
-        @(Get-ClusterLog -Name $Name -Tail 10000 | Where-Object Stream -EQ 'Out' | ForEach-Object Text)
+        @(Get-ClusterAppLog -Name $Name -Tail 10000 | Where-Object Stream -EQ 'Out' | ForEach-Object Text)
     }
 
     # The Date.now() the fixture wrote with '<event> <pid> <ms>'.

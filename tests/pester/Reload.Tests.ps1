@@ -12,17 +12,19 @@ BeforeAll {
     $script:PSDefaultParameterValues = @{ 'Start-TestApp:Fixtures' = $Fixtures }
     $script:HostPid = (Get-ClusterHost).Pid
 
-    # The old instances of a stubborn app (it logs 'ignoring shutdown <pid>' and stays up) each got 'shutdown'
-    # once and were killed when the graceful timeout passed; the new ones serve.
+    # The old instances of a stubborn app (it logs 'ignoring shutdown <pid>' and 'ignoring SIGINT <pid>' and stays
+    # up) each got 'shutdown' once, SIGINT once the graceful timeout had passed, and were killed once the kill
+    # timeout had passed too; the new ones serve.
     function Assert-KilledAfterGracefulTimeout {
         param([string] $Name, [int[]] $OldPids, $After)
         $After.Status | Should -Be 'Online'
         foreach ($newPid in Get-InstancePid $After) { $newPid | Should -Not -BeIn $OldPids }
-        Wait-OutputLine -Name $Name -Line ($OldPids | ForEach-Object { "ignoring shutdown $_" })
+        Wait-OutputLine -Name $Name -Line ($OldPids | ForEach-Object { "ignoring shutdown $_"; "ignoring SIGINT $_" })
         $hostLog = Get-HostLogLine
         foreach ($oldPid in $OldPids) {
             Test-ProcessAlive -Id $oldPid | Should -BeFalse
-            @(Get-OutputLine -Name $Name | Where-Object { $_ -eq "ignoring shutdown $oldPid" }).Count | Should -Be 1
+            $own = @(Get-OutputLine -Name $Name | Where-Object { $_ -like "ignoring * $oldPid" })
+            $own | Should -Be @("ignoring shutdown $oldPid", "ignoring SIGINT $oldPid") -Because "old worker $oldPid gets 'shutdown', then SIGINT, once each, before the kill"
             @($hostLog -match "\(pid $oldPid\) did not exit in time") | Should -HaveCount 1 -Because "old worker $oldPid was killed once the graceful timeout passed"
         }
     }

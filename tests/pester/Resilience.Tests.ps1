@@ -56,7 +56,7 @@ BeforeAll {
     # The numbers of the "tick <pid> <n>" lines, per pid.
     function Get-TickNumbers([string] $Path) {
         $ticks = @{}
-        foreach ($line in Get-Content $Path) {
+        foreach ($line in Get-LogText $Path) {
             if ($line -match '^tick (\d+) (\d+)$') {
                 $tickPid = [int] $Matches[1]
                 if (-not $ticks.ContainsKey($tickPid)) { $ticks[$tickPid] = [System.Collections.Generic.List[int]]::new() }
@@ -384,7 +384,7 @@ Describe 'Instance logs' {
         $null = Start-TestApp -Script 'chatty.js' -Name chatty -Instances 1 -Environment @{ CHATTY_LINES = '3000' } -StartParameters @{ LogMaxSize = 20000; LogFileCount = 2 }
         $log = Join-Path $Logs 'chatty-0.out.log'
         # 3000 lines of 100 bytes: 300000 bytes, 15 files' worth; every line is in the current file or a kept one.
-        Wait-Until { @(Get-Content "$log*" -ErrorAction SilentlyContinue | Where-Object { $_ -like 'chatty 3000 *' }).Count -eq 1 } -TimeoutSeconds 60 -Because 'the app to write all its lines'
+        Wait-Until { @(Get-LogText "$log*" | Where-Object { $_ -like 'chatty 3000 *' }).Count -eq 1 } -TimeoutSeconds 60 -Because 'the app to write all its lines'
 
         "$log.1" | Should -Exist
         "$log.2" | Should -Exist
@@ -394,7 +394,7 @@ Describe 'Instance logs' {
             $file.Length | Should -BeLessOrEqual 30000 -Because "$($file.Name) is rotated at 20000 bytes"
         }
         # The kept files hold the last lines, in order, none missing.
-        $numbers = @(Get-Content "$log.2", "$log.1", $log | ForEach-Object { [int] ($_ -split ' ')[1] })
+        $numbers = @(Get-LogText "$log.2", "$log.1", $log | ForEach-Object { [int] ($_ -split ' ')[1] })
         $numbers[$numbers.Count - 1] | Should -Be 3000
         $numbers[0] | Should -BeGreaterThan 600 -Because 'older files were dropped, not kept'
         $numbers.Count | Should -Be (3000 - $numbers[0] + 1)
@@ -422,7 +422,7 @@ Describe 'Instance logs' {
 
             Wait-Until { @(Get-Streamed | Where-Object { $_.Text -eq $marker }).Count -eq 1 } -Because 'the new line to be streamed'
             $line = @(Get-Streamed | Where-Object { $_.Text -eq $marker })[0]
-            $line.AppName | Should -Be 'followed'
+            $line.App | Should -Be 'followed'
             $line.Instance | Should -Be 0
             "$($line.Stream)" | Should -Be 'Out'
             $invocation.IsCompleted | Should -BeFalse -Because '-Follow keeps streaming until stopped'

@@ -13,10 +13,10 @@ BeforeAll {
 
     # Starts the marker fixture with its own markers folder. Fork-mode instances share no port: they say 'online'.
     function Start-MarkerApp {
-        param([Parameter(Mandatory)] [string] $Name, [Parameter(Mandatory)] [string] $Mode)
+        param([Parameter(Mandatory)] [string] $Name, [Parameter(Mandatory)] [string] $Mode, [int] $WorkMs = 2500)
         $markers = Join-Path $TestHome "$Name-markers"
         New-Item -ItemType Directory -Path $markers -Force | Out-Null
-        $environment = @{ MARKERS = $markers; WORK_MS = '2500' }
+        $environment = @{ MARKERS = $markers; WORK_MS = "$WorkMs" }
         if ($Mode -eq 'Fork') { $environment.PORT = $null }
         $app = Start-FixtureApp -Path $Marker -Name $Name -Instances 2 -Environment $environment -StartParameters @{ Mode = $Mode }
         $app.Status | Should -Be 'Online'
@@ -74,19 +74,22 @@ Describe '-ShutdownWithMessage' {
         }
     }
 
-    It 'kills a <Mode>-mode instance still working when a short graceful timeout passes' -ForEach @(
+    It 'sends SIGINT to a <Mode>-mode instance still working when a short graceful timeout passes, and kills it after the kill timeout' -ForEach @(
         @{ Mode = 'Cluster' }
         @{ Mode = 'Fork' }
     ) {
-        $app = Start-MarkerApp -Name "short-$($Mode.ToLower())" -Mode $Mode
+        # 10 s of work: longer than the graceful timeout and the kill timeout (1600 ms) together.
+        $app = Start-MarkerApp -Name "short-$($Mode.ToLower())" -Mode $Mode -WorkMs 10000
         $oldPids = @($app.Instances | ForEach-Object Pid)
 
         Stop-ClusterApp -Name $app.Name -ShutdownWithMessage -GracefulTimeout 300
 
         foreach ($oldPid in $oldPids) {
             Test-Marker $app.Markers $oldPid 'shutdown' | Should -BeTrue
+            Test-Marker $app.Markers $oldPid 'sigint' | Should -BeTrue -Because 'the graceful timeout passed with the instance still running'
+            [long] (Get-Content (Join-Path $app.Markers "$oldPid.sigint")) | Should -BeGreaterOrEqual ([long] (Get-Content (Join-Path $app.Markers "$oldPid.shutdown"))) -Because "SIGINT comes after 'shutdown'"
             Test-ProcessRunning -Id $oldPid | Should -BeFalse
-            Test-Marker $app.Markers $oldPid 'done' | Should -BeFalse -Because 'it was killed 300 ms after the message, before its work was done'
+            Test-Marker $app.Markers $oldPid 'done' | Should -BeFalse -Because 'it was killed once the kill timeout had passed after SIGINT, before its work was done'
         }
     }
 

@@ -229,6 +229,15 @@ function Send-RawClusterRequest {
     $output | Select-Object -Last 1 | ConvertFrom-Json -AsHashtable
 }
 
-Export-ModuleMember -Function Import-ClusterModule, New-TestClusterHome, Remove-TestClusterHome, Get-FreePort, Wait-Until, Invoke-TestRequest, Test-ProcessAlive, Send-RawClusterRequest,
+# The texts of the lines of instance log files, without the stamp the Node primary begins each with
+# ("2026-01-02T03:04:05.678Z <pid> "). Missing files give nothing.
+function Get-LogText {
+    param([Parameter(Mandatory)] [string[]] $Path)
+    foreach ($line in Get-Content -Path $Path -ErrorAction SilentlyContinue) {
+        $line -replace '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \d+ ', ''
+    }
+}
+
+Export-ModuleMember -Function Get-LogText, Import-ClusterModule, New-TestClusterHome, Remove-TestClusterHome, Get-FreePort, Wait-Until, Invoke-TestRequest, Test-ProcessAlive, Send-RawClusterRequest,
     Test-ProcessRunning, Get-ProcessGroupId, Get-ParentProcessId, Start-FixtureApp, Get-ThrownError, Get-PwshCommandLine,
     Start-TestApp, Start-LoadClient, Stop-LoadClient, Start-ChildPwsh, Get-AnsweringPid

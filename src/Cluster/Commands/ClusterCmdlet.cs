@@ -262,6 +262,11 @@ namespace Cluster.Commands
 
         private void Show(Frame frame)
         {
+            foreach (ErrorInfo error in frame.Errors ?? new List<ErrorInfo>())
+            {
+                WriteError(ToErrorRecord(error));
+            }
+
             if (frame.Warning is { } warning)
             {
                 WriteWarning(warning);

@@ -20,6 +20,8 @@ namespace Cluster
             LastSignal = info.LastSignal;
             Generation = info.Generation;
             Reason = info.Reason;
+            LastRestartReason = info.LastRestartReason;
+            LastRestartTime = info.LastRestartTime?.LocalDateTime;
             Uptime = info.StartTime is { } started && info.Pid is not null ? DateTimeOffset.Now - started : (TimeSpan?)null;
         }
 
@@ -40,7 +42,7 @@ namespace Cluster
 
         public long MemoryBytes { get; }
 
-        /// <summary>Share of one CPU core, in percent, since the previous look.</summary>
+        /// <summary>Share of one CPU core, in percent, over the last second (every instance sampled at the same moment).</summary>
         public double CpuPercent { get; }
 
         /// <summary>The exit code of its last process, once it has exited.</summary>
@@ -54,6 +56,12 @@ namespace Cluster
 
         /// <summary>Why it is not online, when there is more to say than its status (a crash, a lost primary).</summary>
         public string? Reason { get; }
+
+        /// <summary>Why its process was last replaced: a crash ("its process exited with code 1"), a reload, a restart asked for.</summary>
+        public string? LastRestartReason { get; }
+
+        /// <summary>When its process was last replaced.</summary>
+        public DateTime? LastRestartTime { get; }
 
         public override string ToString() => $"{AppName}[{Instance}]";
     }

@@ -1,21 +1,31 @@
+using System;
 using Cluster.Protocol;
 
 namespace Cluster
 {
-    /// <summary>A line an instance wrote to stdout or stderr.</summary>
+    /// <summary>A line an instance wrote to stdout or stderr, with when its Node primary read it and which process wrote it.</summary>
     public sealed class LogLine
     {
         internal LogLine(LogLineInfo info)
         {
-            AppName = info.App;
+            Timestamp = info.Timestamp?.LocalDateTime;
+            App = info.App;
             Instance = info.Instance;
+            Pid = info.Pid;
             Stream = Enums.Parse(info.Stream, LogStream.Out);
             Text = info.Text;
         }
 
-        public string AppName { get; }
+        /// <summary>When the line was read, in local time; null for a line written before lines were stamped.</summary>
+        public DateTime? Timestamp { get; }
+
+        /// <summary>The app's name.</summary>
+        public string App { get; }
 
         public int Instance { get; }
+
+        /// <summary>The process that wrote the line; null when unknown.</summary>
+        public int? Pid { get; }
 
         public LogStream Stream { get; }
 
