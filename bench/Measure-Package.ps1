@@ -17,6 +17,7 @@ param(
 
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 3.0
+$ModulePath = (Resolve-Path $ModulePath).Path
 Add-Type -AssemblyName System.IO.Compression.FileSystem
 
 # Format and architecture from the first bytes of an executable: ELF e_machine, PE Machine, Mach-O cputype.
