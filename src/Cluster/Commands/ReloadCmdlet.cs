@@ -18,7 +18,7 @@ namespace Cluster.Commands
         [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
         public int ListenTimeout { get; set; }
 
-        /// <summary>Milliseconds each new instance must stay up after it is ready before its predecessor is retired (default: the app's -StabilityWindow, else 1000).</summary>
+        /// <summary>Milliseconds the reload's first new instance (or batch) must stay up after it is ready before its predecessor is retired (default: the app's -StabilityWindow, else 1000).</summary>
         [Parameter]
         [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
         public int StabilityWindow { get; set; }
