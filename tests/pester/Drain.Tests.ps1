@@ -31,42 +31,14 @@ BeforeAll {
     # Runs client.js (at most 60 s) until Stop-DrainClient; returns once it has had its first answers.
     function Start-DrainClient {
         param([Parameter(Mandatory)] [string] $Kind, [Parameter(Mandatory)] [int] $Port, [int] $Connections = 4)
-        $node = (Get-Command -Name node -CommandType Application -ErrorAction Stop | Select-Object -First 1).Source
-        $work = Join-Path $TestHome ('client-' + [guid]::NewGuid().ToString('n').Substring(0, 8))
-        New-Item -ItemType Directory -Path $work | Out-Null
-        $client = [pscustomobject]@{
-            Stop    = Join-Path $work 'stop'
-            Ready   = Join-Path $work 'ready'
-            Output  = Join-Path $work 'result.json'
-            Errors  = Join-Path $work 'stderr.txt'
-            Process = $null
-        }
-        $arguments = @(
-            (Join-Path $Fixtures 'client.js'), '--kind', $Kind, '--port', $Port, '--connections', $Connections,
-            '--stop', $client.Stop, '--ready', $client.Ready, '--max-seconds', 60
-        ) | ForEach-Object { if ("$_" -match '\s') { '"' + $_ + '"' } else { "$_" } }
-        $client.Process = Start-Process -FilePath $node -ArgumentList $arguments -RedirectStandardOutput $client.Output -RedirectStandardError $client.Errors -PassThru
-        Wait-Until { (Test-Path $client.Ready) -or $client.Process.HasExited } -Because "the $Kind client to get its first answers"
-        if (-not (Test-Path $client.Ready)) {
-            throw "The $Kind client exited before it got its first answers: $(Get-Content -Raw $client.Errors)"
-        }
-        $client
+        $arguments = @('--kind', $Kind, '--port', $Port, '--connections', $Connections, '--max-seconds', 60)
+        Start-NodeClient -Script (Join-Path $Fixtures 'client.js') -Arguments $arguments -Folder $TestHome -What "$Kind client"
     }
 
     # Stops a client and returns its result (see client.js).
     function Stop-DrainClient {
         param([Parameter(Mandatory)] $Client)
-        New-Item -ItemType File -Path $Client.Stop -Force | Out-Null
-        if (-not $Client.Process.WaitForExit(30000)) {
-            Stop-Process -Id $Client.Process.Id -Force -ErrorAction SilentlyContinue
-            throw 'The client did not stop when asked.'
-        }
-        $Client.Process.WaitForExit() # and for its redirected output to be written
-        $json = Get-Content -Raw -Path $Client.Output -ErrorAction SilentlyContinue
-        if (-not $json) {
-            throw "The client wrote no result (exit code $($Client.Process.ExitCode)): $(Get-Content -Raw $Client.Errors)"
-        }
-        $json | ConvertFrom-Json -AsHashtable
+        Stop-NodeClient -Client $Client -TimeoutSeconds 30
     }
 
     function Get-HostLogLine {

@@ -91,40 +91,59 @@ function Start-LoadClient {
         [int] $ReadyAfter = 50,
         [string] $Folder = $env:CLUSTER_HOME
     )
+    $script = Join-Path $PSScriptRoot '../fixtures/reload/load.js'
+    $arguments = @('--port', $Port, '--connection', $Connection, '--concurrency', $Concurrency, '--ready-after', $ReadyAfter, '--max-seconds', $MaxSeconds)
+    $client = Start-NodeClient -Script $script -Arguments $arguments -Folder $Folder -What 'load client'
+    $client | Add-Member -NotePropertyName Port -NotePropertyValue $Port -PassThru
+}
+
+# Stops a load client and returns its result: @{ ok; failed; errors = @{ code = n }; pids = @{ pid = n } }.
+function Stop-LoadClient {
+    param([Parameter(Mandatory)] $Client)
+    Stop-NodeClient -Client $Client -What 'load client' -TimeoutSeconds 40
+}
+
+# Runs a Node client script of the fixtures with --stop and --ready files of its own (in a new folder under
+# -Folder) until Stop-NodeClient; returns once the client has made its ready file.
+function Start-NodeClient {
+    param(
+        [Parameter(Mandatory)] [string] $Script,
+        [object[]] $Arguments = @(),
+        [Parameter(Mandatory)] [string] $Folder,
+        [string] $What = 'client'
+    )
     $node = (Get-Command -Name node -CommandType Application -ErrorAction Stop | Select-Object -First 1).Source
-    $work = Join-Path $Folder ('load-' + [guid]::NewGuid().ToString('n').Substring(0, 8))
+    $work = Join-Path $Folder ('client-' + [guid]::NewGuid().ToString('n').Substring(0, 8))
     New-Item -ItemType Directory -Path $work | Out-Null
     $client = [pscustomobject]@{
-        Port    = $Port
         Stop    = Join-Path $work 'stop'
         Ready   = Join-Path $work 'ready'
         Output  = Join-Path $work 'result.json'
         Errors  = Join-Path $work 'stderr.txt'
         Process = $null
     }
-    $arguments = @(
-        (Join-Path $PSScriptRoot '../fixtures/reload/load.js'), '--port', $Port, '--connection', $Connection, '--concurrency', $Concurrency,
-        '--stop', $client.Stop, '--ready', $client.Ready, '--ready-after', $ReadyAfter, '--max-seconds', $MaxSeconds
-    ) | ForEach-Object { if ("$_" -match '\s') { '"' + $_ + '"' } else { "$_" } } # Start-Process joins them as they are
-    $client.Process = Start-Process -FilePath $node -ArgumentList $arguments -RedirectStandardOutput $client.Output -RedirectStandardError $client.Errors -PassThru
-    Wait-Until { (Test-Path $client.Ready) -or $client.Process.HasExited } -Because 'the load client to get its first answers'
+    $all = @($Script) + $Arguments + @('--stop', $client.Stop, '--ready', $client.Ready) |
+        ForEach-Object { if ("$_" -match '\s') { '"' + $_ + '"' } else { "$_" } } # Start-Process joins them as they are
+    $client.Process = Start-Process -FilePath $node -ArgumentList $all -RedirectStandardOutput $client.Output -RedirectStandardError $client.Errors -PassThru
+    Wait-Until { (Test-Path $client.Ready) -or $client.Process.HasExited } -Because "the $What to get its first answers"
     if (-not (Test-Path $client.Ready)) {
-        throw "The load client exited before it got its first answers: $(Get-Content -Raw $client.Errors)"
+        throw "The $What exited before it got its first answers: $(Get-Content -Raw $client.Errors)"
     }
     $client
 }
 
-# Stops a load client and returns its result: @{ ok; failed; errors = @{ code = n }; pids = @{ pid = n } }.
-function Stop-LoadClient {
-    param([Parameter(Mandatory)] $Client)
+# Stops a client of Start-NodeClient and returns the JSON result it wrote, as a hashtable.
+function Stop-NodeClient {
+    param([Parameter(Mandatory)] $Client, [string] $What = 'client', [int] $TimeoutSeconds = 30)
     New-Item -ItemType File -Path $Client.Stop -Force | Out-Null
-    if (-not $Client.Process.WaitForExit(40000)) {
+    if (-not $Client.Process.WaitForExit($TimeoutSeconds * 1000)) {
         Stop-Process -Id $Client.Process.Id -Force -ErrorAction SilentlyContinue
-        throw 'The load client did not stop when asked.'
+        throw "The $What did not stop when asked."
     }
+    $Client.Process.WaitForExit() # and for its redirected output to be written
     $json = Get-Content -Raw -Path $Client.Output -ErrorAction SilentlyContinue
     if (-not $json) {
-        throw "The load client wrote no result: $(Get-Content -Raw $Client.Errors)"
+        throw "The $What wrote no result (exit code $($Client.Process.ExitCode)): $(Get-Content -Raw $Client.Errors)"
     }
     $json | ConvertFrom-Json -AsHashtable
 }
@@ -238,6 +257,6 @@ function Get-LogText {
     }
 }
 
-Export-ModuleMember -Function Get-LogText, Import-ClusterModule, New-TestClusterHome, Remove-TestClusterHome, Get-FreePort, Wait-Until, Invoke-TestRequest, Test-ProcessAlive, Send-RawClusterRequest,
+Export-ModuleMember -Function Start-NodeClient, Stop-NodeClient, Get-LogText, Import-ClusterModule, New-TestClusterHome, Remove-TestClusterHome, Get-FreePort, Wait-Until, Invoke-TestRequest, Test-ProcessAlive, Send-RawClusterRequest,
     Test-ProcessRunning, Get-ProcessGroupId, Get-ParentProcessId, Start-FixtureApp, Get-ThrownError, Get-PwshCommandLine,
     Start-TestApp, Start-LoadClient, Stop-LoadClient, Start-ChildPwsh, Get-AnsweringPid
