@@ -21,6 +21,8 @@
 //             {event:'forked', key, pid}   {event:'listening', key, address, port}
 //             {event:'message', key, message}   {event:'disconnect', key}
 //             {event:'exit', key, code, signal, error?}   (with error and no 'forked' before it: the worker never started)
+// The instances of a sticky app (-Sticky) also talk to the primary on their own, through the cluster's channel:
+// their TCP listens are the primary's to accept, and it hands each connection to one of them (see 'Sticky sessions').
 // When the host goes away, the primary and its workers go on serving, and a new host adopts them by connecting
 // and asking for the state. Only {cmd:'exit'} (or SIGTERM) ends the primary, and its workers with it.
 //
@@ -104,6 +106,7 @@ function track(key, cmd, proc, handle) {
     if (exited) return;
     exited = true;
     workers.delete(key);
+    sticky.leave(key);
     endGroup(proc);
     // Reported once the worker's last output is in its log, so whoever reads the log after the exit sees it.
     drained.then(() => emit({ event: 'exit', key, code, signal, error }));
@@ -150,6 +153,7 @@ function forkClusterWorker(cmd, stdio) {
     emit({ event: 'listening', key: cmd.key, address: address.address, port: address.port });
   });
   worker.on('message', (message) => relayMessage(cmd.key, message));
+  worker.process.on('internalMessage', (message, socket) => sticky.onMessage(cmd, worker, message, socket));
   worker.on('disconnect', () => emit({ event: 'disconnect', key: cmd.key }));
   worker.on('exit', (code, signal) => onExit(code, signal));
   worker.on('error', () => {}); // an IPC write to a dying worker; its exit follows
@@ -200,6 +204,140 @@ function spawnChild(cmd, stdio) {
   child.on('exit', (code, signal) => onExit(code, signal));
   return child;
 }
+
+// ---- Sticky sessions (-Sticky) ----
+// The instances of a sticky app load the sticky preload (sticky.js), which asks here to listen on the port the app
+// asked for. The primary listens on that address itself (once, for one app) and hands each connection, unread, to
+// the worker of the instance the client's address maps to, among the instances serving it. While an instance is
+// being reloaded it has two workers: the one that served first keeps its clients until it is disconnected
+// (retired), and its successor takes them from then on, so a client stays with its instance across a reload.
+// The messages (Node's internal kind, which the app's own 'message' listeners never see) are listed in sticky.js.
+const STICKY = 'NODE_CLUSTER_STICKY';
+
+function createStickyRouter() {
+  const listeners = new Map(); // address -> { address, app, server, result, members: [{ key, instance, worker, id, serving }] }
+
+  function tell(member, message, socket) {
+    member.worker.send(Object.assign({ cmd: STICKY, id: member.id }, message), socket, (error) => {
+      if (error && socket) socket.destroy();
+    });
+  }
+
+  // A client's place: a hash of its address (FNV-1a), so that it maps to the same instance for as long as the
+  // set of serving instances stays the same.
+  function hash(clientAddress) {
+    const text = String(clientAddress || '').replace(/^::ffff:/, '');
+    let h = 0x811c9dc5;
+    for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+    return (h ^ (h >>> 16)) >>> 0;
+  }
+
+  function choose(listener, clientAddress) {
+    const serving = listener.members.filter((m) => m.serving);
+    if (serving.length === 0) return null;
+    const instances = [...new Set(serving.map((m) => m.instance))].sort((a, b) => a - b);
+    const instance = instances[hash(clientAddress) % instances.length];
+    return serving.find((m) => m.instance === instance); // members are in the order they came: the first is the elder
+  }
+
+  function handOver(listener, socket) {
+    const member = choose(listener, socket.remoteAddress);
+    if (!member) {
+      socket.destroy(); // no instance serves this address just now (they are all restarting)
+      return;
+    }
+    socket.server = null; // handed over for good: this server keeps no account of it
+    tell(member, { act: 'connection' }, socket);
+  }
+
+  function closeIfUnused(listener) {
+    if (listener.members.length > 0 || !listener.result || listeners.get(listener.address) !== listener) return;
+    listeners.delete(listener.address);
+    listener.server.close();
+  }
+
+  function open(address, app, message) {
+    const server = net.createServer({ pauseOnConnect: true });
+    const listener = { address, app, server, result: null, members: [] };
+    listeners.set(address, listener);
+    server.on('connection', (socket) => handOver(listener, socket));
+    server.on('error', (error) => {
+      if (listener.result) {
+        process.stderr.write(`sticky listener on ${address}: ${error.message}\n`);
+        return;
+      }
+      // It could not listen: every worker that asked is told, as the cluster tells a worker its listen failed.
+      listeners.delete(address);
+      const failure = { act: 'listen-result', error: { code: error.code, errno: error.errno, message: error.message, syscall: error.syscall } };
+      for (const member of listener.members.splice(0)) tell(member, failure);
+    });
+    server.listen({ port: message.port, host: message.host, backlog: message.backlog, ipv6Only: message.ipv6Only }, () => {
+      const bound = server.address();
+      listener.result = { act: 'listen-result', address: bound.address, family: bound.family, port: bound.port };
+      for (const member of listener.members) tell(member, listener.result);
+      closeIfUnused(listener);
+    });
+    return listener;
+  }
+
+  function listen(cmd, worker, message) {
+    const port = Number(message.port) || 0;
+    // Port 0 means a port of the system's choice, shared by the app's instances (as the cluster shares it).
+    const address = `${message.host || ''}:${port}${port === 0 ? `:${cmd.app}` : ''}`;
+    let listener = listeners.get(address);
+    const member = { key: cmd.key, instance: cmd.instance, worker, id: message.id, serving: false };
+    if (listener && listener.app !== cmd.app) {
+      tell(member, { act: 'listen-result', error: { code: 'EADDRINUSE', message: `address already in use by the app '${listener.app}'`, syscall: 'listen' } });
+      return;
+    }
+    if (!listener) listener = open(address, cmd.app, Object.assign({}, message, { port }));
+    listener.members.push(member);
+    if (listener.result) tell(member, listener.result);
+  }
+
+  function find(key, id) {
+    for (const listener of listeners.values()) {
+      const member = listener.members.find((m) => m.key === key && m.id === id);
+      if (member) return { listener, member };
+    }
+    return null;
+  }
+
+  function remove(found) {
+    found.listener.members.splice(found.listener.members.indexOf(found.member), 1);
+    closeIfUnused(found.listener);
+  }
+
+  function onMessage(cmd, worker, message, socket) {
+    if (!message || message.cmd !== STICKY) return;
+    if (message.act === 'listen') return listen(cmd, worker, message);
+    const found = find(cmd.key, message.id);
+    if (message.act === 'serving' && found) {
+      found.member.serving = true;
+      markReady(cmd.key);
+      emit({ event: 'listening', key: cmd.key, address: found.listener.result.address, port: found.listener.result.port });
+    } else if (message.act === 'closed' && found) {
+      remove(found);
+    } else if (message.act === 'return' && socket) {
+      // A connection that reached a server as the app closed it: another instance takes it.
+      if (found) remove(found);
+      if (found && listeners.get(found.listener.address) === found.listener) handOver(found.listener, socket);
+      else socket.destroy();
+    }
+  }
+
+  // A worker disconnected or gone gets no more connections; a listener nobody uses any more closes.
+  function leave(key) {
+    for (const listener of [...listeners.values()]) {
+      listener.members = listener.members.filter((m) => m.key !== key);
+      closeIfUnused(listener);
+    }
+  }
+
+  return { onMessage, leave };
+}
+
+const sticky = createStickyRouter();
 
 // A line longer than this, with no newline yet, is written in pieces of at most this many bytes, each ended by a
 // newline: holding a line back until its newline must not let one endless line grow the primary's memory.
@@ -465,7 +603,10 @@ function handle(cmd) {
   const worker = workers.get(cmd.key);
   if (!worker) return;
   try {
-    if (cmd.cmd === 'disconnect') worker.disconnect();
+    if (cmd.cmd === 'disconnect') {
+      sticky.leave(cmd.key); // no new connection reaches it from here on
+      worker.disconnect();
+    }
     else if (cmd.cmd === 'send') worker.send(cmd.message);
     else if (cmd.cmd === 'message') worker.send(JSON.parse(cmd.data));
     else if (cmd.cmd === 'signal' && cmd.group === false) worker.process.kill(cmd.signal);

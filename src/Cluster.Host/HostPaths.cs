@@ -45,6 +45,9 @@ internal sealed class HostPaths
 
     public string DrainScript => Path.Combine(ModuleDirectory, "drain.js");
 
+    /// <summary>The preload that has a sticky app's listens accepted by the primary, and serves the connections it hands over.</summary>
+    public string StickyScript => Path.Combine(ModuleDirectory, "sticky.js");
+
     /// <summary>The preload that holds an app's listen back until its HTTP check passed on a loopback port of its own.</summary>
     public string HealthScript => Path.Combine(ModuleDirectory, "health.js");
 

@@ -715,6 +715,7 @@ internal sealed class ManagedApp
             LogMaxBytes = spec.LogMaxBytes ?? LogRotation.DefaultMaxBytes,
             LogFileCount = spec.LogFileCount ?? LogRotation.DefaultFileCount,
             Drain = Definition.IsCluster && spec.Drain,
+            Sticky = Definition.IsCluster && spec.Sticky,
             EnvironmentNames = spec.Environment.Keys.Order(StringComparer.OrdinalIgnoreCase).ToList(),
             OutLogs = _slots.Select(s => _paths.OutLog(Name, s.Instance)).ToList(),
             ErrorLogs = _slots.Select(s => _paths.ErrorLog(Name, s.Instance)).ToList(),
@@ -810,6 +811,13 @@ internal sealed class ManagedApp
         {
             execArgv.Add("--require");
             execArgv.Add(_paths.DrainScript);
+        }
+
+        // Before the health preload, whose held listens then go through it.
+        if (Definition.IsCluster && spec.Sticky)
+        {
+            execArgv.Add("--require");
+            execArgv.Add(_paths.StickyScript);
         }
 
         if (HealthPlan.HoldsListen(spec))

@@ -12,9 +12,13 @@ internal static class SettingChanges
     public const string Instances = "Instances";
     public const string Mode = "Mode";
     public const string SchedulingSetting = "Scheduling";
+    public const string Sticky = "Sticky";
 
-    /// <summary>Settings that a rolling reload cannot change: the app's primary would have to change with them.</summary>
-    public static readonly IReadOnlyList<string> NeedRestart = new[] { Mode, SchedulingSetting };
+    /// <summary>
+    /// Settings that a rolling reload cannot change: the app's primary would have to change with them, or (Sticky) the
+    /// old and the new instances would need the port in two different ways at once.
+    /// </summary>
+    public static readonly IReadOnlyList<string> NeedRestart = new[] { Mode, SchedulingSetting, Sticky };
 
     private const string Default = "(default)";
 
@@ -53,6 +57,7 @@ internal static class SettingChanges
         Compare("LivenessInterval", Text(current.LivenessIntervalMs), Text(wanted.LivenessIntervalMs));
         Compare("LivenessFailures", Text(current.LivenessFailures), Text(wanted.LivenessFailures));
         Compare("StabilityWindow", Text(current.StabilityWindowMs), Text(wanted.StabilityWindowMs));
+        Compare(Sticky, Text(current.Sticky), Text(wanted.Sticky));
 
         // Restart controls, and how each instance is started
         Compare("StopExitCodes", Codes(current.StopExitCodes), Codes(wanted.StopExitCodes));

@@ -79,6 +79,16 @@ internal static class StartSpecValidator
             throw Invalid("SchedulingNeedsCluster", "A scheduling policy applies to cluster mode only; leave out -Scheduling for a fork-mode app.", spec.Scheduling);
         }
 
+        if (spec.Sticky && spec.Mode == AppModes.Fork)
+        {
+            throw Invalid("StickyNeedsCluster", "Sticky sessions share a port among the instances of a cluster-mode app; a fork-mode app has no shared port. Leave out -Sticky, or run the app in cluster mode.", spec.Name);
+        }
+
+        if (spec.Sticky && spec.Scheduling == Scheduling.Shared)
+        {
+            throw Invalid("StickyWithSharedScheduling", "With -Sticky the primary accepts every connection and chooses the instance by the client's address, so -Scheduling Shared (the system choosing) cannot apply. Leave out -Scheduling, or leave out -Sticky.", spec.Scheduling);
+        }
+
         foreach (var (name, value) in new (string, int?)[]
         {
             ("ListenTimeout", spec.ListenTimeoutMs), ("KillTimeout", spec.KillTimeoutMs),

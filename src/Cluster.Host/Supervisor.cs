@@ -255,13 +255,17 @@ internal sealed class Supervisor
 
     private static void RefuseWhatAReloadCannotChange(AppDefinition current, StartSpec wanted, IReadOnlyList<SettingChange> changes)
     {
-        if (changes.FirstOrDefault(c => SettingChanges.NeedRestart.Contains(c.Setting)) is { } fixedSetting)
+        // A stopped app has no instance holding its port: any primary serves both kinds of listen.
+        if (changes.FirstOrDefault(c => SettingChanges.NeedRestart.Contains(c.Setting) && !(c.Setting == SettingChanges.Sticky && current.Stopped)) is { } fixedSetting)
         {
             throw new ClusterException(
                 "SettingNeedsRestart",
                 ErrorCategories.InvalidOperation,
                 $"'{current.Name}' cannot change its {fixedSetting.Setting} from {fixedSetting.From} to {fixedSetting.To} by a reload: "
-                    + $"its instances would need a new Node primary. Remove-ClusterApp {current.Name}, then start it with the new settings (it is down in between), or keep its {fixedSetting.Setting}.",
+                    + (fixedSetting.Setting == SettingChanges.Sticky
+                        ? "its old and new instances would need its port in two ways at once (shared by the cluster, and accepted by the primary for sticky sessions). "
+                        : "its instances would need a new Node primary. ")
+                    + $"Remove-ClusterApp {current.Name}, then start it with the new settings (it is down in between), or keep its {fixedSetting.Setting}.",
                 current.Name);
         }
 

@@ -205,6 +205,9 @@ namespace Cluster.Protocol
         /// <summary>How long a new instance must stay up after it is ready before a reload retires its predecessor.</summary>
         public int? StabilityWindowMs { get; set; }
 
+        /// <summary>The primary accepts the app's connections and hands each to the instance its client's address maps to.</summary>
+        public bool Sticky { get; set; }
+
         /// <summary>
         /// Names of environment variables whose values came from the caller's session when the settings were applied
         /// (a deployment file's EnvironmentFromSession): an export writes their names, never their values.
@@ -378,6 +381,7 @@ namespace Cluster.Protocol
         public long LogMaxBytes { get; set; }
         public int LogFileCount { get; set; }
         public bool Drain { get; set; }
+        public bool Sticky { get; set; }
 
         /// <summary>The names of the variables of the app's environment; never their values.</summary>
         public List<string> EnvironmentNames { get; set; } = new List<string>();

@@ -29,9 +29,10 @@ public sealed class HostRuntimeTests : IDisposable
         }
 
         Directory.CreateDirectory(module);
-        File.WriteAllText(Path.Combine(module, "primary.js"), "// primary");
-        File.WriteAllText(Path.Combine(module, "drain.js"), "// drain");
-        File.WriteAllText(Path.Combine(module, "health.js"), "// health");
+        foreach (string name in HostRuntime.ModuleFiles)
+        {
+            File.WriteAllText(Path.Combine(module, name), "// " + Path.GetFileNameWithoutExtension(name));
+        }
         return module;
     }
 

@@ -118,6 +118,40 @@ public sealed class UpdateTests : IDisposable
     }
 
     [Fact]
+    public async Task Turning_sticky_sessions_on_for_a_running_app_is_refused_with_the_reason_and_nothing_runs()
+    {
+        await _h.StartAsync("api", 2);
+        StartSpec wanted = _h.Spec("api", 2);
+        wanted.Sticky = true;
+
+        var error = await Assert.ThrowsAsync<ClusterException>(() => UpdateAsync(wanted));
+
+        Assert.Equal("SettingNeedsRestart", error.Code);
+        Assert.Contains("Sticky from False to True", error.Message, StringComparison.Ordinal);
+        Assert.Contains("its port in two ways at once", error.Message, StringComparison.Ordinal);
+        Assert.Equal(2, _h.Timeline.ForkCount);
+        Assert.False(_h.State.Load().State.Apps.Single().Spec.Sticky);
+    }
+
+    [Fact]
+    public async Task A_stopped_app_becomes_sticky_and_its_instances_then_load_the_sticky_preload_before_the_health_one()
+    {
+        await _h.StartAsync("api", 1);
+        await Wait.Bounded(_h.Supervisor.StopAsync("api"));
+        StartSpec wanted = _h.Spec("api", 1);
+        (wanted.Sticky, wanted.HealthCheckPath) = (true, "/health");
+
+        var (_, changes) = await UpdateAsync(wanted);
+        // The restart then waits for a health check no fake instance answers: only its fork is looked at.
+        _ = _h.Supervisor.RestartAsync("api");
+        await Wait.UntilAsync(() => _h.Timeline.Forks(0).Count == 2, "the stopped app was forked again");
+
+        Assert.Equal(new[] { ("HealthCheckPath", "(default)", "/health"), ("Sticky", "False", "True") }, changes.Select(c => (c.Setting, c.From!, c.To!)));
+        string[] preloads = _h.Timeline.Forks(0)[^1].ExecArgv!.Where(a => a.EndsWith(".js", StringComparison.Ordinal)).Select(Path.GetFileName).ToArray()!;
+        Assert.Equal(new[] { "drain.js", "sticky.js", "health.js" }, preloads);
+    }
+
+    [Fact]
     public async Task Settings_whose_first_new_instance_fails_are_given_up_and_the_old_ones_keep_serving()
     {
         await _h.StartAsync("api", 2);

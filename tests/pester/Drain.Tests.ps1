@@ -78,13 +78,17 @@ Describe 'Long-lived connections through reloads' {
         Get-ClusterApp | Remove-ClusterApp -Confirm:$false -ErrorAction Continue
     }
 
-    It 'a <Kind> client loses nothing through 3 plain reloads, and each old worker exits once its connections are gone' -ForEach @(
-        @{ Kind = 'ws' }
-        @{ Kind = 'h2' }
-        @{ Kind = 'tcp' }
+    It 'a <Kind> client<Of> loses nothing through 3 plain reloads, and each old worker exits once its connections are gone' -ForEach @(
+        @{ Kind = 'ws'; Of = '' }
+        @{ Kind = 'h2'; Of = '' }
+        @{ Kind = 'tcp'; Of = '' }
+        # The primary hands a sticky app's connections over; its retiring workers drain the same way.
+        @{ Kind = 'ws'; Of = ' of a sticky app' }
+        @{ Kind = 'h2'; Of = ' of a sticky app' }
+        @{ Kind = 'tcp'; Of = ' of a sticky app' }
     ) {
         # Kept running by a timer: it exits only on a signal, SIGINT here.
-        $app = Start-DrainApp -Name "plain-$Kind" -Kind $Kind -Environment @{ KEEP_ALIVE = '1' }
+        $app = Start-DrainApp -Name "plain-$Kind$(if ($Of) { '-sticky' })" -Kind $Kind -Environment @{ KEEP_ALIVE = '1' } -StartParameters @{ Sticky = [bool] $Of }
         $client = Start-DrainClient -Kind $Kind -Port $app.Port
         $oldPids = [System.Collections.Generic.List[int]]::new()
         try {
@@ -108,12 +112,15 @@ Describe 'Long-lived connections through reloads' {
         }
     }
 
-    It 'a <Kind> client loses nothing through a graceful reload, and each old worker exits on its own after closing its server' -ForEach @(
-        @{ Kind = 'ws' }
-        @{ Kind = 'h2' }
-        @{ Kind = 'tcp' }
+    It 'a <Kind> client<Of> loses nothing through a graceful reload, and each old worker exits on its own after closing its server' -ForEach @(
+        @{ Kind = 'ws'; Of = '' }
+        @{ Kind = 'h2'; Of = '' }
+        @{ Kind = 'tcp'; Of = '' }
+        @{ Kind = 'ws'; Of = ' of a sticky app' }
+        @{ Kind = 'h2'; Of = ' of a sticky app' }
+        @{ Kind = 'tcp'; Of = ' of a sticky app' }
     ) {
-        $app = Start-DrainApp -Name "graceful-$Kind" -Kind $Kind -StartParameters @{ KillTimeout = 60000 }
+        $app = Start-DrainApp -Name "graceful-$Kind$(if ($Of) { '-sticky' })" -Kind $Kind -StartParameters @{ KillTimeout = 60000; Sticky = [bool] $Of }
         $oldPids = @($app.Instances.Pid)
         $client = Start-DrainClient -Kind $Kind -Port $app.Port
         try {

@@ -19,7 +19,7 @@ namespace Cluster.Client
         public const string RuntimeFolder = "runtime";
 
         /// <summary>What the host reads from the module folder besides itself.</summary>
-        public static readonly IReadOnlyList<string> ModuleFiles = new[] { "primary.js", "drain.js", "health.js" };
+        public static readonly IReadOnlyList<string> ModuleFiles = new[] { "primary.js", "drain.js", "sticky.js", "health.js" };
 
         private static readonly TimeSpan AbandonedAfter = TimeSpan.FromHours(1);
 

@@ -129,6 +129,10 @@ namespace Cluster.Commands
         [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
         public int StabilityWindow { get; set; }
 
+        /// <summary>Whether each client reaches the same instance; a running app cannot change it by a reload (SettingNeedsRestart), a stopped one can.</summary>
+        [Parameter]
+        public SwitchParameter Sticky { get; set; }
+
         /// <summary>Exit codes after which an instance is left stopped instead of restarted; an empty list for none.</summary>
         [Parameter]
         [AllowEmptyCollection]

@@ -140,6 +140,10 @@ namespace Cluster.Commands
         [ValidateRange(0, Limits.MaxTimeoutMilliseconds)]
         public int StabilityWindow { get; set; }
 
+        /// <summary>Sticky sessions: each client reaches the same instance (chosen by its address) while that instance lives, and its successor after a reload.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        public SwitchParameter Sticky { get; set; }
+
         /// <summary>Exit codes after which an instance is left stopped, with the reason, instead of restarted.</summary>
         [Parameter(ValueFromPipelineByPropertyName = true)]
         [AllowEmptyCollection]

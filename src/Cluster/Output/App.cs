@@ -34,6 +34,7 @@ namespace Cluster
             LogMaxSize = details.LogMaxBytes;
             LogFileCount = details.LogFileCount;
             Drain = details.Drain;
+            Sticky = details.Sticky;
             EnvironmentNames = details.EnvironmentNames.ToArray();
             OutLogs = details.OutLogs.ToArray();
             ErrorLogs = details.ErrorLogs.ToArray();
@@ -107,6 +108,9 @@ namespace Cluster
 
         /// <summary>Whether the instances run with the drain preload (Connection: close while they retire).</summary>
         public bool Drain { get; }
+
+        /// <summary>Whether each client reaches the same instance (sticky sessions, by the client's address).</summary>
+        public bool Sticky { get; }
 
         /// <summary>The names of the app's environment variables; their values are never shown.</summary>
         public string[] EnvironmentNames { get; }

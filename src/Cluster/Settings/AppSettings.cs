@@ -45,6 +45,7 @@ namespace Cluster.Settings
             ["LivenessInterval"] = typeof(int),
             ["LivenessFailures"] = typeof(int),
             ["StabilityWindow"] = typeof(int),
+            ["Sticky"] = typeof(bool),
 
             // Restart controls, and how each instance is started
             ["StopExitCodes"] = typeof(int[]),
@@ -195,6 +196,7 @@ namespace Cluster.Settings
             spec.LivenessIntervalMs = Has("LivenessInterval") ? Get<int>("LivenessInterval") : spec.LivenessIntervalMs;
             spec.LivenessFailures = Has("LivenessFailures") ? Get<int>("LivenessFailures") : spec.LivenessFailures;
             spec.StabilityWindowMs = Has("StabilityWindow") ? Get<int>("StabilityWindow") : spec.StabilityWindowMs;
+            spec.Sticky = Has("Sticky") ? Get<bool>("Sticky") == true : spec.Sticky;
             ApplyEnvironment(spec, settings, session);
             ApplyRestartControls(spec, settings, session);
             return spec;
@@ -422,6 +424,7 @@ namespace Cluster.Settings
             LivenessIntervalMs = spec.LivenessIntervalMs,
             LivenessFailures = spec.LivenessFailures,
             StabilityWindowMs = spec.StabilityWindowMs,
+            Sticky = spec.Sticky,
             SessionVariables = spec.SessionVariables.ToList(),
             GivenVariables = spec.GivenVariables.ToList(),
             StopExitCodes = spec.StopExitCodes?.ToList(),

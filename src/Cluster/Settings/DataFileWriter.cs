@@ -97,6 +97,11 @@ namespace Cluster.Settings
                 yield return ("WaitReady", "$true");
             }
 
+            if (spec.Sticky)
+            {
+                yield return ("Sticky", "$true");
+            }
+
             if (spec.HealthCheckPath is { } path)
             {
                 yield return ("HealthCheckPath", Quote(path));
