@@ -134,7 +134,7 @@ namespace Cluster.Commands
                         basis.Environment = SessionSettings.Inherited(running);
                     }
 
-                    specs.Add(AppSettings.Apply(entry.Settings, basis, folder, FindProgram, System.Environment.GetEnvironmentVariables()));
+                    specs.Add(ApplySettings(entry.Settings, basis, folder));
                 }
                 catch (SettingsException e)
                 {
@@ -179,7 +179,7 @@ namespace Cluster.Commands
                 return null;
             }
 
-            if (changes.Length > 0 && Send(UpdateRequest(current.Name, spec)) is null)
+            if (changes.Length > 0 && Send(UpdateRequest(current.Name, spec, Graceful)) is null)
             {
                 return null;
             }
@@ -192,21 +192,11 @@ namespace Cluster.Commands
             return app is null ? null : new SyncResult(current.Name, action, reason, changes, app);
         }
 
-        private Request UpdateRequest(string name, StartSpec spec) => new Request
-        {
-            Command = CommandNames.Update,
-            Name = name,
-            Start = spec,
-            Reload = new ReloadSpec { Graceful = Graceful, SessionEnvironment = SessionVariables(EnvironmentPolicy.TimeoutVariables) },
-        };
-
         private static string Verb(SyncAction action) => action switch
         {
             SyncAction.Restarted => "Save the new settings and start it",
             SyncAction.Scaled => "Scale",
             _ => "Reload with the new settings",
         };
-
-        private string? FindProgram(string name) => InvokeCommand.GetCommand(name, CommandTypes.Application) is ApplicationInfo program ? program.Path : null;
     }
 }
