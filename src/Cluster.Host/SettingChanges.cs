@@ -9,7 +9,6 @@ namespace Cluster.Host;
 /// </summary>
 internal static class SettingChanges
 {
-    public const string Instances = "Instances";
     public const string Mode = "Mode";
     public const string SchedulingSetting = "Scheduling";
     public const string Sticky = "Sticky";
@@ -35,7 +34,7 @@ internal static class SettingChanges
 
         Compare("Path", current.Script, wanted.Script);
         Compare(Mode, current.Mode, wanted.Mode);
-        Compare(Instances, Text(current.Instances), Text(wanted.Instances));
+        Compare(UpdateEffects.Instances, Text(current.Instances), Text(wanted.Instances));
         Compare("Arguments", List(current.Arguments), List(wanted.Arguments));
         Compare("NodeArguments", List(current.NodeArguments), List(wanted.NodeArguments));
         Compare("WorkingDirectory", current.WorkingDirectory, wanted.WorkingDirectory);
@@ -86,15 +85,6 @@ internal static class SettingChanges
 
         return changes;
     }
-
-    /// <summary>Settings only the host acts on (when an instance is restarted, what is watched): changing them replaces no instance.</summary>
-    public static readonly IReadOnlyList<string> HostSide = new[] { "StopExitCodes", "CronRestart", "Watch", "WatchIgnore", "WatchDelay" };
-
-    /// <summary>Whether only settings the host alone acts on change, which an update saves without replacing anything.</summary>
-    public static bool OnlyHostSide(IReadOnlyList<SettingChange> changes) => changes.All(c => HostSide.Contains(c.Setting));
-
-    /// <summary>Whether only the instance count changes, which a scale does without replacing anything.</summary>
-    public static bool OnlyInstances(IReadOnlyList<SettingChange> changes) => changes.All(c => c.Setting == Instances);
 
     /// <summary>The policy in effect: leaving it out means the platform's default, which is no change.</summary>
     private static string? SchedulingOf(StartSpec spec) => spec.Mode == AppModes.Cluster ? Scheduling.Of(spec) : null;

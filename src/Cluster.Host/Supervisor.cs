@@ -177,18 +177,19 @@ internal sealed class Supervisor
         StartSpecValidator.Validate(wanted);
         AppDefinition current = app.Saved;
         IReadOnlyList<SettingChange> changes = SettingChanges.Between(current.Spec, wanted);
-        if (plan || changes.Count == 0)
+        UpdateEffect effect = UpdateEffects.Of(changes);
+        if (plan || effect == UpdateEffect.None)
         {
             return (await app.RunAsync(() => app.Snapshot(_metrics)).ConfigureAwait(false), changes);
         }
 
         RefuseWhatAReloadCannotChange(current, wanted, changes);
-        if (SettingChanges.OnlyInstances(changes))
+        if (effect == UpdateEffect.Scale)
         {
             return (await ScaleAsync(name, wanted.Instances).ConfigureAwait(false), changes);
         }
 
-        if (SettingChanges.OnlyHostSide(changes))
+        if (effect == UpdateEffect.SaveOnly)
         {
             // What the host alone does with them (when to restart, what to watch): no instance needs replacing.
             _log.Information("Updating {App} without replacing an instance: {Settings}", app.Name, string.Join(", ", changes.Select(c => c.Setting)));

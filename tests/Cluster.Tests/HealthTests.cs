@@ -39,13 +39,8 @@ public sealed class HealthTests : IDisposable
     public async Task A_new_worker_that_exits_within_its_stability_window_is_not_cut_over()
     {
         await StartAsync(new StartSpec { StabilityWindowMs = 1000 });
-        int oldKey = _h.KeyOf(0);
-        _h.Launcher.OnFork = _ => ForkScript.Hold;
-
-        Task<AppInfo> reload = _h.ReloadAsync("api");
-        int newKey = await ForkedAsync();
-        _h.Launcher.Current.Listen(newKey);
-        await Wait.UntilAsync(() => _h.Progress.Any(p => p.Operation == "watching the new worker stay up"), "the reload watched the new worker");
+        var (reload, oldKey, newKey) = await ReloadHeldAsync();
+        await EnterStabilityWindowAsync(newKey);
         _h.Time.Advance(TimeSpan.FromMilliseconds(300));
         _h.Launcher.Current.Exit(newKey, code: 3);
 
@@ -62,13 +57,8 @@ public sealed class HealthTests : IDisposable
     public async Task The_old_worker_is_retired_only_once_the_stability_window_has_passed()
     {
         await StartAsync(new StartSpec { StabilityWindowMs = 5000 });
-        int oldKey = _h.KeyOf(0);
-        _h.Launcher.OnFork = _ => ForkScript.Hold;
-
-        Task<AppInfo> reload = _h.ReloadAsync("api");
-        int newKey = await ForkedAsync();
-        _h.Launcher.Current.Listen(newKey);
-        await Wait.UntilAsync(() => _h.Progress.Any(p => p.Operation == "watching the new worker stay up"), "the reload watched the new worker");
+        var (reload, oldKey, newKey) = await ReloadHeldAsync();
+        await EnterStabilityWindowAsync(newKey);
         _h.Time.Advance(TimeSpan.FromMilliseconds(4900));
         await Task.Delay(50);
         Assert.Empty(_h.Timeline.CommandsFor(oldKey));
@@ -85,12 +75,9 @@ public sealed class HealthTests : IDisposable
         spec.StabilityWindowMs = 5000;
         await Wait.Bounded(_h.Supervisor.StartAsync(spec));
         int secondOld = _h.KeyOf(1);
-        _h.Launcher.OnFork = _ => ForkScript.Hold;
 
-        Task<AppInfo> reload = _h.ReloadAsync("api");
-        int firstNew = await ForkedAsync();
-        _h.Launcher.Current.Listen(firstNew);
-        await Wait.UntilAsync(() => _h.Progress.Any(p => p.Operation == "watching the new worker stay up"), "the reload watched the first new worker");
+        var (reload, _, firstNew) = await ReloadHeldAsync();
+        await EnterStabilityWindowAsync(firstNew);
         await Wait.AdvanceUntilAsync(_h.Time, Step, () => _h.Timeline.Forks(1).Count == 2, "the second instance's new worker was forked");
 
         // The release has stayed up once: the second new worker is cut over as soon as it is ready.
@@ -124,8 +111,7 @@ public sealed class HealthTests : IDisposable
         _h.Launcher.Current.Say(firstKey, "ready");
         await Wait.Bounded(start);
 
-        Task<AppInfo> reload = _h.ReloadAsync("api");
-        int newKey = await ForkedAsync();
+        var (reload, _, newKey) = await ReloadHeldAsync();
         _h.Launcher.Current.Listen(newKey);
         _h.Time.Advance(TimeSpan.FromMilliseconds(1000));
         await Task.Delay(100);
@@ -143,12 +129,9 @@ public sealed class HealthTests : IDisposable
     public async Task A_new_worker_that_fails_its_HTTP_check_is_killed_and_the_old_one_keeps_serving()
     {
         await StartAsync(new StartSpec { HealthCheckPath = "/health", HealthCheckTimeoutMs = 1000 }, checkStatus: 200);
-        int oldKey = _h.KeyOf(0);
         using var failing = new StatusServer(500);
-        _h.Launcher.OnFork = _ => ForkScript.Hold;
 
-        Task<AppInfo> reload = _h.ReloadAsync("api");
-        int newKey = await ForkedAsync();
+        var (reload, oldKey, newKey) = await ReloadHeldAsync();
         _h.Launcher.Current.Say(newKey, HealthPlan.PortMessagePrefix + failing.Port);
         await Wait.AdvanceUntilAsync(_h.Time, Step, () => reload.IsCompleted, "the reload gave up on the check");
 
@@ -168,12 +151,9 @@ public sealed class HealthTests : IDisposable
     public async Task A_new_worker_takes_shared_traffic_only_after_its_HTTP_check_passed()
     {
         await StartAsync(new StartSpec { HealthCheckPath = "/health" }, checkStatus: 200);
-        int oldKey = _h.KeyOf(0);
         using var passing = new StatusServer(204);
-        _h.Launcher.OnFork = _ => ForkScript.Hold;
 
-        Task<AppInfo> reload = _h.ReloadAsync("api");
-        int newKey = await ForkedAsync();
+        var (reload, oldKey, newKey) = await ReloadHeldAsync();
         _h.Launcher.Current.Say(newKey, HealthPlan.PortMessagePrefix + passing.Port);
         await Wait.Bounded(reload);
 
@@ -239,6 +219,25 @@ public sealed class HealthTests : IDisposable
         _h.Launcher.Current.Say(key, HealthPlan.PortMessagePrefix + server.Port);
         await Wait.Bounded(start);
         _h.Launcher.OnFork = _ => ForkScript.Ready;
+    }
+
+    /// <summary>
+    /// Starts a reload of 'api' whose new workers are held: neither ready nor failed until the test says so. Returns
+    /// the reload, instance 0's old worker and the new worker forked for it.
+    /// </summary>
+    private async Task<(Task<AppInfo> Reload, int OldKey, int NewKey)> ReloadHeldAsync()
+    {
+        int oldKey = _h.KeyOf(0);
+        _h.Launcher.OnFork = _ => ForkScript.Hold;
+        Task<AppInfo> reload = _h.ReloadAsync("api");
+        return (reload, oldKey, await ForkedAsync());
+    }
+
+    /// <summary>The new worker listens, and the reload starts its stability window: it watches the worker stay up.</summary>
+    private async Task EnterStabilityWindowAsync(int newKey)
+    {
+        _h.Launcher.Current.Listen(newKey);
+        await Wait.UntilAsync(() => _h.Progress.Any(p => p.Operation == "watching the new worker stay up"), "the reload watched the new worker");
     }
 
     private async Task<int> ForkedAsync(int count = 2)

@@ -143,7 +143,8 @@ public sealed class RestartControlsTests : IDisposable
         }
 
         Assert.Equal("3", changes.Single(c => c.Setting == "StopExitCodes").To);
-        Assert.False(SettingChanges.OnlyHostSide(changes), "an instance variable is the instances' own: they are replaced");
+        // An instance variable is the instances' own: they are replaced.
+        Assert.Equal(UpdateEffect.Reload, UpdateEffects.Of(changes));
     }
 
     [Fact]
@@ -160,7 +161,7 @@ public sealed class RestartControlsTests : IDisposable
         IReadOnlyList<SettingChange> changes = SettingChanges.Between(before, after);
 
         Assert.Equal(5, changes.Count);
-        Assert.True(SettingChanges.OnlyHostSide(changes));
+        Assert.Equal(UpdateEffect.SaveOnly, UpdateEffects.Of(changes));
     }
 
     [Fact]

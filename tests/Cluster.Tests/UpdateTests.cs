@@ -1,11 +1,20 @@
+extern alias client;
+
 using Cluster.Host;
 using Cluster.Protocol;
 using Cluster.Tests.Support;
 using Xunit;
+using AppStatus = client::Cluster.AppStatus;
+using ReportedChange = client::Cluster.Protocol.SettingChange;
+using SyncAction = client::Cluster.SyncAction;
+using SyncClusterAppCommand = client::Cluster.Commands.SyncClusterAppCommand;
 
 namespace Cluster.Tests;
 
-/// <summary>Changing a running app's settings: by a rolling reload, a scale, or not at all when nothing differs.</summary>
+/// <summary>
+/// Changing a running app's settings: by a rolling reload, a scale, only saving what the host alone acts on, or not at
+/// all when nothing differs; and what Sync-ClusterApp says it did.
+/// </summary>
 public sealed class UpdateTests : IDisposable
 {
     private readonly SupervisorHarness _h = new(processorCount: 2);
@@ -74,6 +83,48 @@ public sealed class UpdateTests : IDisposable
         Assert.All(new[] { _h.Timeline.Forks(0)[^1], _h.Timeline.Forks(1)[^1] }, f => Assert.Equal(new[] { "--port", "3001" }, f.Args!));
         Assert.Equal(2, _h.Timeline.Forks(0).Count);
     }
+
+    [Fact]
+    public async Task Settings_only_the_host_acts_on_are_saved_without_replacing_an_instance_and_a_sync_calls_that_an_update()
+    {
+        await _h.StartAsync("api", 2);
+        StartSpec wanted = _h.Spec("api", 2);
+        (wanted.CronRestart, wanted.StopExitCodes) = ("0 3 * * *", new List<int> { 3 });
+
+        var (app, changes) = await UpdateAsync(wanted);
+
+        Assert.Equal(new[] { "StopExitCodes", "CronRestart" }, changes.Select(c => c.Setting));
+        Assert.Equal(2, _h.Timeline.ForkCount);
+        Assert.All(app.Instances, i => Assert.Equal(1, i.Generation));
+        Assert.Equal("0 3 * * *", _h.State.Load().State.Apps.Single().Spec.CronRestart);
+        SyncAction action = SyncClusterAppCommand.ActionFor(AppStatus.Online, Reported(changes));
+        Assert.Equal(SyncAction.Updated, action);
+        Assert.DoesNotContain("Reload", SyncClusterAppCommand.Verb(action), StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Theory]
+    [InlineData(AppStatus.Online, new string[0], SyncAction.Unchanged)]
+    [InlineData(AppStatus.Online, new[] { "Instances" }, SyncAction.Scaled)]
+    [InlineData(AppStatus.Online, new[] { "CronRestart", "Watch", "WatchIgnore", "WatchDelay", "StopExitCodes" }, SyncAction.Updated)]
+    [InlineData(AppStatus.ReloadFailed, new[] { "CronRestart" }, SyncAction.Updated)]
+    [InlineData(AppStatus.Online, new[] { "CronRestart", "Environment.PORT" }, SyncAction.Reloaded)]
+    [InlineData(AppStatus.Online, new[] { "Instances", "CronRestart" }, SyncAction.Reloaded)]
+    [InlineData(AppStatus.Online, new[] { "Interpreter" }, SyncAction.Reloaded)]
+    [InlineData(AppStatus.Stopped, new[] { "CronRestart" }, SyncAction.Restarted)]
+    [InlineData(AppStatus.Errored, new string[0], SyncAction.Restarted)]
+    public void A_sync_names_what_the_host_does_with_the_settings_that_differ(AppStatus status, string[] settings, SyncAction expected)
+    {
+        ReportedChange[] changes = settings.Select(s => new ReportedChange { Setting = s, From = "a", To = "b" }).ToArray();
+
+        Assert.Equal(expected, SyncClusterAppCommand.ActionFor(status, changes));
+    }
+
+    [Theory]
+    [InlineData(SyncAction.Scaled)]
+    [InlineData(SyncAction.Updated)]
+    [InlineData(SyncAction.Restarted)]
+    public void Only_a_reload_is_planned_as_a_reload(SyncAction action) =>
+        Assert.DoesNotContain("Reload", SyncClusterAppCommand.Verb(action), StringComparison.OrdinalIgnoreCase);
 
     [Fact]
     public async Task A_plan_says_what_would_change_and_changes_nothing()
@@ -192,4 +243,8 @@ public sealed class UpdateTests : IDisposable
         await Wait.Bounded(_h.Supervisor.RestartAsync("api"));
         Assert.Equal("on", _h.Timeline.Forks(0)[^1].Env!["FEATURE"]);
     }
+
+    /// <summary>The changes as the cmdlets receive them.</summary>
+    private static ReportedChange[] Reported(IEnumerable<SettingChange> changes) =>
+        changes.Select(c => new ReportedChange { Setting = c.Setting, From = c.From, To = c.To }).ToArray();
 }

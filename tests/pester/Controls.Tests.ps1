@@ -337,9 +337,10 @@ Describe 'Restart controls as settings' {
 
             Export-ClusterApp eco | Should -Match 'StopExitCodes = @\(3, 9\)'
             @((Get-ClusterApp eco).Instances.Pid) | Should -Be $pids -Because 'the host alone acts on stop exit codes: no instance needs replacing'
-            $plan = Sync-ClusterApp -Path $ecosystem -WhatIf:$false -WarningAction SilentlyContinue
-            $plan.Action | Should -Not -Be 'Unchanged'
-            $plan.Changes.Setting | Should -Contain 'StopExitCodes'
+            $synced = Sync-ClusterApp -Path $ecosystem -WarningAction SilentlyContinue
+            $synced.Action | Should -Be 'Updated' -Because 'only a setting the host acts on differs from the file'
+            $synced.Changes.Setting | Should -Be @('StopExitCodes')
+            @((Get-ClusterApp eco).Instances.Pid) | Should -Be $pids
         }
         finally {
             Remove-ClusterApp eco -Confirm:$false -ErrorAction SilentlyContinue

@@ -113,6 +113,29 @@ Describe 'Sync-ClusterApp' {
         $before[0] | Should -BeIn $after
     }
 
+    It 'updates an app whose settings only the host acts on changed, replacing no instance, and plans no reload for it' {
+        $apps = @(@{ Name = 'web'; Port = $Ports.web; Instances = 2; Greeting = 'hello' })
+        Write-DeploymentFile $File $apps | Out-Null
+        Sync-ClusterApp -Path $File | Out-Null
+        $before = Get-InstancePid (Get-ClusterApp web)
+        $apps[0].CronRestart = "'0 3 * * *'"
+        $apps[0].StopExitCodes = '@(3)'
+        Write-DeploymentFile $File $apps | Out-Null
+
+        $plan = Get-WhatIfText { Sync-ClusterApp -Path $File -WhatIf }
+        $result = Sync-ClusterApp -Path $File
+
+        $plan | Should -HaveCount 1
+        $plan | Should -BeLike '*"Save the new settings, replacing no instance (StopExitCodes: (default) -> 3; CronRestart: (default) -> 0 3 `* `* `*)" on target "web".'
+        $plan | Should -Not -Match 'reload'
+        $result.Action | Should -Be 'Updated'
+        $result.Changes.Setting | Should -Be @('StopExitCodes', 'CronRestart')
+        Get-InstancePid $result.App | Should -Be $before
+        Get-InstancePid (Get-ClusterApp web) | Should -Be $before
+        Export-ClusterApp -Name web | Should -Match "CronRestart = '0 3 \* \* \*'"
+        (Sync-ClusterApp -Path $File).Action | Should -Be 'Unchanged'
+    }
+
     It 'with -WhatIf changes nothing' {
         Write-DeploymentFile $File @(@{ Name = 'web'; Port = $Ports.web; Instances = 1; Greeting = 'hello' }) | Out-Null
         Sync-ClusterApp -Path $File | Out-Null

@@ -257,6 +257,21 @@ function Get-LogText {
     }
 }
 
+# The "What if:" lines a command writes under -WhatIf: ShouldProcess writes them to the host, not to a stream, so
+# they are read back from a transcript.
+function Get-WhatIfText {
+    param([Parameter(Mandatory)] [scriptblock] $Command)
+    $transcript = Join-Path ([IO.Path]::GetTempPath()) "whatif-$([guid]::NewGuid()).txt"
+    try {
+        Start-Transcript -Path $transcript -UseMinimalHeader | Out-Null
+        try { & $Command | Out-Null } finally { Stop-Transcript | Out-Null }
+        @(Get-Content -Path $transcript | Where-Object { $_ -like 'What if:*' })
+    }
+    finally {
+        Remove-Item -Path $transcript -ErrorAction SilentlyContinue
+    }
+}
+
 Export-ModuleMember -Function Start-NodeClient, Stop-NodeClient, Get-LogText, Import-ClusterModule, New-TestClusterHome, Remove-TestClusterHome, Get-FreePort, Wait-Until, Invoke-TestRequest, Test-ProcessAlive, Send-RawClusterRequest,
     Test-ProcessRunning, Get-ProcessGroupId, Get-ParentProcessId, Start-FixtureApp, Get-ThrownError, Get-PwshCommandLine,
-    Start-TestApp, Start-LoadClient, Stop-LoadClient, Start-ChildPwsh, Get-AnsweringPid
+    Start-TestApp, Start-LoadClient, Stop-LoadClient, Start-ChildPwsh, Get-AnsweringPid, Get-WhatIfText

@@ -106,28 +106,17 @@ namespace Cluster.Client
                 .ToArray();
         }
 
-        private static string OperatingSystemPart()
+        private static string OperatingSystemPart() => Platform.Current switch
         {
-            if (RuntimeInformation.IsOSPlatform(OSPlatform.Windows))
-            {
-                return "win";
-            }
+            OperatingSystemFamily.Windows => "win",
+            OperatingSystemFamily.MacOS => "osx",
+            OperatingSystemFamily.Linux => IsMusl(ReadMaps(), File.Exists, Directory.Exists("/lib") ? Directory.GetFiles("/lib", "ld-*") : Array.Empty<string>())
+                ? "linux-musl"
+                : "linux",
 
-            if (RuntimeInformation.IsOSPlatform(OSPlatform.OSX))
-            {
-                return "osx";
-            }
-
-            if (RuntimeInformation.IsOSPlatform(OSPlatform.Linux))
-            {
-                return IsMusl(ReadMaps(), File.Exists, Directory.Exists("/lib") ? Directory.GetFiles("/lib", "ld-*") : Array.Empty<string>())
-                    ? "linux-musl"
-                    : "linux";
-            }
-
-            // FreeBSD and others: named as .NET names them, so the error says which platform it was.
-            return RuntimeInformation.OSDescription.Split(' ')[0].ToLowerInvariant();
-        }
+            // Named as .NET names it, so the error says which platform it was.
+            _ => RuntimeInformation.OSDescription.Split(' ')[0].ToLowerInvariant(),
+        };
 
         private static string ArchitecturePart(Architecture architecture) => architecture switch
         {

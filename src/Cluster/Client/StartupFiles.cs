@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
-using System.Runtime.InteropServices;
 using System.Text;
 using System.Xml;
 
@@ -56,15 +55,12 @@ namespace Cluster.Client
         /// <summary>The host's small gen0 budget, as the launcher gives it (see HostLauncher).</summary>
         private static readonly KeyValuePair<string, string> GcBudget = new KeyValuePair<string, string>("DOTNET_GCgen0size", "200000");
 
-        public static StartupKind KindForThisPlatform()
+        public static StartupKind KindForThisPlatform() => Platform.Current switch
         {
-            if (RuntimeInformation.IsOSPlatform(OSPlatform.Windows))
-            {
-                return StartupKind.ScheduledTask;
-            }
-
-            return RuntimeInformation.IsOSPlatform(OSPlatform.OSX) ? StartupKind.Launchd : StartupKind.Systemd;
-        }
+            OperatingSystemFamily.Windows => StartupKind.ScheduledTask,
+            OperatingSystemFamily.MacOS => StartupKind.Launchd,
+            _ => StartupKind.Systemd,
+        };
 
         public static string PathFor(StartupKind kind, StartupScope scope, string home)
         {

@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Threading;
 using Cluster.Client;
 using Cluster.Protocol;
+using Cluster.Settings;
 
 namespace Cluster.Commands
 {
@@ -65,6 +66,27 @@ namespace Cluster.Commands
 
             return variables;
         }
+
+        /// <summary>
+        /// An app's settings laid over <paramref name="basis"/>: relative paths resolved from <paramref name="folder"/>,
+        /// programs (an interpreter, node) found on this session's PATH, variables read from this session.
+        /// </summary>
+        /// <exception cref="SettingsException">A setting that cannot be applied.</exception>
+        internal StartSpec ApplySettings(IReadOnlyDictionary<string, object?> settings, StartSpec basis, string folder) =>
+            AppSettings.Apply(settings, basis, folder, FindProgram, System.Environment.GetEnvironmentVariables());
+
+        /// <summary>The request that gives an app new settings, and how a reload that they take goes: gracefully or not, with this session's timeout variables.</summary>
+        internal static Request UpdateRequest(string name, StartSpec wanted, bool graceful) => new Request
+        {
+            Command = CommandNames.Update,
+            Name = name,
+            Start = wanted,
+            Reload = new ReloadSpec { Graceful = graceful, SessionEnvironment = SessionVariables(EnvironmentPolicy.TimeoutVariables) },
+        };
+
+        /// <summary>The path of a program this session's PATH finds, or null.</summary>
+        internal string? FindProgram(string name) =>
+            InvokeCommand.GetCommand(name, CommandTypes.Application) is ApplicationInfo program ? program.Path : null;
 
         internal ErrorRecord ToErrorRecord(ErrorInfo error)
         {

@@ -204,19 +204,8 @@ namespace Cluster.Commands
 
             try
             {
-                StartSpec wanted = AppSettings.Apply(
-                    AppSettings.Convert(Given()),
-                    current,
-                    SessionState.Path.CurrentFileSystemLocation.ProviderPath,
-                    n => InvokeCommand.GetCommand(n, CommandTypes.Application) is ApplicationInfo program ? program.Path : null,
-                    System.Environment.GetEnvironmentVariables());
-                return new Request
-                {
-                    Command = CommandNames.Update,
-                    Name = name,
-                    Start = wanted,
-                    Reload = new ReloadSpec { Graceful = Graceful, SessionEnvironment = SessionVariables(EnvironmentPolicy.TimeoutVariables) },
-                };
+                StartSpec wanted = ApplySettings(AppSettings.Convert(Given()), current, SessionState.Path.CurrentFileSystemLocation.ProviderPath);
+                return UpdateRequest(name, wanted, Graceful);
             }
             catch (SettingsException e)
             {

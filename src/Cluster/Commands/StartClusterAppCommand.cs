@@ -202,12 +202,10 @@ namespace Cluster.Commands
             StartSpec spec;
             try
             {
-                spec = AppSettings.Apply(
+                spec = ApplySettings(
                     AppSettings.Convert(AppSettings.FromParameters(MyInvocation.BoundParameters)),
                     SessionSettings.NewApp(InheritEnvironment),
-                    SessionState.Path.CurrentFileSystemLocation.ProviderPath,
-                    name => InvokeCommand.GetCommand(name, CommandTypes.Application) is ApplicationInfo program ? program.Path : null,
-                    System.Environment.GetEnvironmentVariables());
+                    SessionState.Path.CurrentFileSystemLocation.ProviderPath);
             }
             catch (SettingsException e)
             {

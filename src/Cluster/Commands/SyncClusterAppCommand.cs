@@ -11,8 +11,8 @@ namespace Cluster.Commands
 {
     /// <summary>
     /// Makes the running apps match a deployment file, and can be run again and again: starts the apps that are
-    /// missing, reloads (with no downtime) those whose settings changed, starts stopped ones, leaves the rest alone,
-    /// and with -Prune removes the apps the file no longer lists.
+    /// missing, reloads (with no downtime) those whose settings changed, only saves settings that the host alone acts
+    /// on, starts stopped ones, leaves the rest alone, and with -Prune removes the apps the file no longer lists.
     /// </summary>
     [Cmdlet(VerbsData.Sync, "ClusterApp", SupportsShouldProcess = true)]
     [OutputType(typeof(SyncResult))]
@@ -134,7 +134,7 @@ namespace Cluster.Commands
                         basis.Environment = SessionSettings.Inherited(running);
                     }
 
-                    specs.Add(AppSettings.Apply(entry.Settings, basis, folder, FindProgram, System.Environment.GetEnvironmentVariables()));
+                    specs.Add(ApplySettings(entry.Settings, basis, folder));
                 }
                 catch (SettingsException e)
                 {
@@ -166,24 +166,24 @@ namespace Cluster.Commands
 
             SettingChange[] changes = (plan.Changes ?? new List<SettingChange>()).ToArray();
             AppStatus status = Enums.Parse(current.Status, AppStatus.Unknown);
-            bool stopped = status == AppStatus.Stopped || status == AppStatus.Errored;
-            if (changes.Length == 0 && !stopped)
+            SyncAction action = ActionFor(status, changes);
+            if (action == SyncAction.Unchanged)
             {
-                return new SyncResult(current.Name, SyncAction.Unchanged, "its settings match the file", changes, plan.Apps?.Select(a => new App(a)).FirstOrDefault());
+                return new SyncResult(current.Name, action, "its settings match the file", changes, plan.Apps?.Select(a => new App(a)).FirstOrDefault());
             }
 
             string what = changes.Length == 0 ? "nothing changed" : string.Join("; ", changes.Select(c => $"{c.Setting}: {c.From} -> {c.To}"));
-            SyncAction action = stopped ? SyncAction.Restarted : changes.All(c => c.Setting == "Instances") ? SyncAction.Scaled : SyncAction.Reloaded;
             if (!ShouldProcess(current.Name, $"{Verb(action)} ({what})"))
             {
                 return null;
             }
 
-            if (changes.Length > 0 && Send(UpdateRequest(current.Name, spec)) is null)
+            if (changes.Length > 0 && Send(UpdateRequest(current.Name, spec, Graceful)) is null)
             {
                 return null;
             }
 
+            bool stopped = action == SyncAction.Restarted;
             App? app = stopped
                 ? SendForApps(new Request { Command = CommandNames.Restart, Name = current.Name }).FirstOrDefault()
                 : SendForApps(new Request { Command = CommandNames.List, Name = current.Name }).FirstOrDefault();
@@ -192,21 +192,30 @@ namespace Cluster.Commands
             return app is null ? null : new SyncResult(current.Name, action, reason, changes, app);
         }
 
-        private Request UpdateRequest(string name, StartSpec spec) => new Request
+        /// <summary>What a sync does to an app the host has: a stopped or errored one is started; a running one is updated as the host updates it.</summary>
+        internal static SyncAction ActionFor(AppStatus status, IReadOnlyCollection<SettingChange> changes)
         {
-            Command = CommandNames.Update,
-            Name = name,
-            Start = spec,
-            Reload = new ReloadSpec { Graceful = Graceful, SessionEnvironment = SessionVariables(EnvironmentPolicy.TimeoutVariables) },
-        };
+            if (status == AppStatus.Stopped || status == AppStatus.Errored)
+            {
+                return SyncAction.Restarted;
+            }
 
-        private static string Verb(SyncAction action) => action switch
+            return UpdateEffects.Of(changes) switch
+            {
+                UpdateEffect.None => SyncAction.Unchanged,
+                UpdateEffect.Scale => SyncAction.Scaled,
+                UpdateEffect.SaveOnly => SyncAction.Updated,
+                _ => SyncAction.Reloaded,
+            };
+        }
+
+        /// <summary>The action as -WhatIf and -Confirm name it.</summary>
+        internal static string Verb(SyncAction action) => action switch
         {
             SyncAction.Restarted => "Save the new settings and start it",
             SyncAction.Scaled => "Scale",
+            SyncAction.Updated => "Save the new settings, replacing no instance",
             _ => "Reload with the new settings",
         };
-
-        private string? FindProgram(string name) => InvokeCommand.GetCommand(name, CommandTypes.Application) is ApplicationInfo program ? program.Path : null;
     }
 }

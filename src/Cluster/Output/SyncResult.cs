@@ -15,6 +15,9 @@ namespace Cluster
         /// <summary>Only its instance count changed, so instances were added or retired and none was replaced.</summary>
         Scaled,
 
+        /// <summary>Only settings the host alone acts on changed (a cron restart, watching, stop exit codes): they were saved, and no instance was replaced.</summary>
+        Updated,
+
         /// <summary>The app was stopped or errored: its new settings were saved and it was started with them.</summary>
         Restarted,
 
