@@ -13,14 +13,15 @@ BeforeAll {
 
     # Starts the fixture app on each machine, each on its own port; returns machine name -> port.
     function Start-FleetApp {
-        param([Parameter(Mandatory)] [string] $Name, [string] $Script = 'app.js', [int] $Instances = 2)
+        param([Parameter(Mandatory)] [string] $Name, [string] $Script = 'app.js', [int] $Instances = 2, [string] $Mode)
         $ports = @{}
         foreach ($machine in $Machines) {
             $port = Get-FreePort
             $environment = @{ PORT = "$port"; FLAG_FILE = (Join-Path $machine.ClusterHome "$Name.broken") }
-            $app = Invoke-Command -Session $machine -ArgumentList (Join-Path $Fixtures $Script), $Name, $Instances, $environment -ScriptBlock {
-                param($path, $name, $instances, $environment)
-                Start-ClusterApp -Path $path -Name $name -Instances $instances -Environment $environment -ErrorAction Stop
+            $app = Invoke-Command -Session $machine -ArgumentList (Join-Path $Fixtures $Script), $Name, $Instances, $environment, $Mode -ScriptBlock {
+                param($path, $name, $instances, $environment, $mode)
+                $modeParameter = if ($mode) { @{ Mode = $mode } } else { @{} }
+                Start-ClusterApp -Path $path -Name $name -Instances $instances -Environment $environment @modeParameter -ErrorAction Stop
             }
             $app.Status.ToString() | Should -Be 'Online'
             $ports[$machine.Name] = $port
@@ -120,6 +121,81 @@ Describe 'Fleet over PowerShell remoting' {
         @($machineRecords | Where-Object RecordType -EQ 'Processing' | ForEach-Object StatusDescription) |
             Should -Be @('Machine 1 of 3: 127.0.0.1 (session m1)', 'Machine 2 of 3: 127.0.0.1 (session m2)', 'Machine 3 of 3: 127.0.0.1 (session m3)')
         $machineRecords[-1].RecordType | Should -Be 'Completed'
+    }
+
+    It 'nests each machine''s instance progress under the bar across the machines, one bar per machine side by side, and passes on each machine''s warnings' {
+        Start-FleetApp -Name 'nested' | Out-Null
+        Start-FleetApp -Name 'forked' -Instances 1 -Mode 'Fork' | Out-Null
+
+        # In a runspace of its own, so that the progress records can be read back. Two machines at a time: the
+        # first two roll side by side, the third after them.
+        $shell = [powershell]::Create()
+        $null = $shell.AddScript('param($module, $machines) Import-Module $module; Invoke-ClusterReload -Session $machines -Name nested, forked -MaxParallelMachines 2').
+            AddArgument($env:CLUSTER_MODULE_PATH).AddArgument($Machines)
+        $reloaded = @($shell.Invoke())
+        $progress = @($shell.Streams.Progress)
+        $warnings = @($shell.Streams.Warning | ForEach-Object Message)
+        $shellErrors = @($shell.Streams.Error)
+        $shell.Commands.Clear()
+        $leftJobs = $shell.AddScript('@(Get-Job).Count').Invoke()[0]
+        $shell.Dispose()
+
+        $shellErrors | Should -BeNullOrEmpty
+        $reloaded.Count | Should -Be 6
+        $machineBar = @($progress | Where-Object { $_.Activity -eq 'Invoke-ClusterReload across 3 machines' })
+        $machineBar.Count | Should -BeGreaterThan 0
+        $machineBarId = $machineBar[0].ActivityId
+        $barIds = @{}
+        foreach ($machine in $Machines) {
+            $label = "127.0.0.1 (session $($machine.Name))"
+            $records = @($progress | Where-Object { $_.Activity -eq "${label}: Reloading nested" })
+            $records.Count | Should -BeGreaterThan 0 -Because "the instance progress of $label reaches the caller"
+            @($records | Where-Object RecordType -EQ 'Processing' | ForEach-Object StatusDescription | Select-Object -Unique) |
+                Should -Be @('Instance 0 (1 of 2)', 'Instance 1 (2 of 2)')
+            @($records.ParentActivityId | Select-Object -Unique) | Should -Be @($machineBarId) -Because 'the machine bar is their parent'
+            @($records.ActivityId | Select-Object -Unique).Count | Should -Be 1
+            $records[-1].RecordType | Should -Be 'Completed'
+            $barIds[$machine.Name] = $records[0].ActivityId
+            @($warnings | Where-Object { $_ -like "${label}: 'forked' runs in fork mode*restarted instead*" }).Count | Should -Be 1
+        }
+        @($barIds.Values | Select-Object -Unique).Count | Should -Be 3 -Because 'each machine has its own bar, so that machines rolling side by side do not overwrite each other'
+        $machineBarId | Should -Not -BeIn $barIds.Values
+        $machineBar[-1].RecordType | Should -Be 'Completed'
+        $progress[-1].ActivityId | Should -Be $machineBarId -Because 'every machine''s bar is closed before the bar across the machines'
+        $leftJobs | Should -Be 0 -Because 'the machines'' jobs are not left in the session'
+    }
+
+    It 'stops at once when the caller stops it, with the reload on the machine, and touches no machine after it' {
+        Start-FleetApp -Name 'quiet' -Script 'no-listen.js' -Instances 1 | Out-Null
+        $before = @{}
+        foreach ($machine in $Machines) { $before[$machine.Name] = Get-MachinePid $machine 'quiet' }
+        # The new instance never says it is ready, so the first machine's reload waits the whole minute.
+        $shell = [powershell]::Create()
+        $null = $shell.AddScript('param($module, $machines) Import-Module $module; Invoke-ClusterReload -Session $machines -Name quiet -ListenTimeout 60000').
+            AddArgument($env:CLUSTER_MODULE_PATH).AddArgument($Machines)
+        try {
+            $null = $shell.BeginInvoke()
+            Wait-Until -TimeoutSeconds 30 -Because 'the first machine to start replacing its instance' -Condition {
+                @($shell.Streams.Progress | Where-Object Activity -EQ '127.0.0.1 (session m1): Reloading quiet').Count -gt 0
+            }
+            $watch = [Diagnostics.Stopwatch]::StartNew()
+            $shell.Stop()
+            $watch.Stop()
+            $state = $shell.InvocationStateInfo.State
+            $shell.Commands.Clear()
+            $leftJobs = $shell.AddScript('@(Get-Job).Count').Invoke()[0]
+        }
+        finally {
+            $shell.Dispose()
+        }
+
+        $state | Should -Be 'Stopped'
+        $watch.Elapsed.TotalSeconds | Should -BeLessThan 10 -Because 'stopping does not wait for the reload on the machine'
+        $leftJobs | Should -Be 0
+        # A session whose command still ran would refuse this one.
+        Invoke-Command -Session $Machines[0] -ErrorAction Stop { 'free' } | Should -Be 'free'
+        Get-MachinePid $Machines[1] 'quiet' | Should -Be $before.m2
+        Get-MachinePid $Machines[2] 'quiet' | Should -Be $before.m3
     }
 
     It 'stops the rollout at the machine whose new release fails, one or two machines at a time, and leaves the machines after it untouched' {
