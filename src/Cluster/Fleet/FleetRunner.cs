@@ -174,6 +174,7 @@ try { & ""Cluster\$Command"" @Parameters } finally { if ($copy) { Remove-Item -L
                     }
 
                     var failures = new List<(PSSession Machine, ErrorRecord Error)>();
+                    using CancellationTokenRegistration stopNote = _cmdlet.Cancel.Register(() => WarnStopped(confirmed, sessions, done));
                     foreach (MachineRun run in Run(confirmed, sessions, confirmed.Length, _command, ProgressActivityId))
                     {
                         failures.AddRange(run.Errors.Select(e => (run.Session, e)));
@@ -211,6 +212,22 @@ try { & ""Cluster\$Command"" @Parameters } finally { if ($copy) { Remove-Item -L
             {
                 _cmdlet.WriteProgress(new ProgressRecord(ProgressActivityId, activity, "Done") { RecordType = ProgressRecordType.Completed });
             }
+        }
+
+        /// <summary>
+        /// Ctrl+C in a rollout: what the machines were left with. It goes straight to the host's UI (from the thread that
+        /// stops the pipeline), since the pipeline that would carry a warning is being stopped; a machine's own warning
+        /// about its interrupted reload does not come back through the stopped job.
+        /// </summary>
+        private void WarnStopped(PSSession[] changing, PSSession[] sessions, ICollection<PSSession> done)
+        {
+            string[] untouched = sessions.Where(s => !changing.Contains(s) && !done.Contains(s)).Select(s => Label(s, sessions)).ToArray();
+            _cmdlet.Host.UI.WriteWarningLine(
+                $"{_command} was stopped while it changed {string.Join(", ", changing.Select(s => Label(s, sessions)))}: "
+                + "each of them stops once the instance it is replacing is done, and may be left PartlyReloaded. "
+                + (done.Count == 0 ? "" : $"Done before: {string.Join(", ", done.Select(s => Label(s, sessions)))}. ")
+                + (untouched.Length == 0 ? "" : $"Not touched, still on the release they run: {string.Join(", ", untouched)}. ")
+                + $"Get-ClusterApp -Session shows each machine's apps; run {_command} again to finish.");
         }
 
         /// <summary>The error that ends a rollout: it names the machine, says which machines were done and which were not touched, and carries the remote error.</summary>
