@@ -5,6 +5,14 @@
 # new workers, and the old ones exit once their connections are gone, long before their kill timeout. Real host,
 # real Node apps on 127.0.0.1. Run by build.ps1 -Task Test, which sets CLUSTER_MODULE_PATH to the built Cluster.psd1.
 
+BeforeDiscovery {
+    # Each kind of connection, to an app whose instances share the port and to a sticky one (the primary hands its
+    # connections over; its retiring workers drain the same way).
+    $Connections = foreach ($of in '', ' of a sticky app') {
+        foreach ($kind in 'ws', 'h2', 'tcp') { @{ Kind = $kind; Of = $of } }
+    }
+}
+
 BeforeAll {
     Import-Module (Join-Path $PSScriptRoot 'TestHelpers.psm1') -Force
     Import-ClusterModule
@@ -78,15 +86,7 @@ Describe 'Long-lived connections through reloads' {
         Get-ClusterApp | Remove-ClusterApp -Confirm:$false -ErrorAction Continue
     }
 
-    It 'a <Kind> client<Of> loses nothing through 3 plain reloads, and each old worker exits once its connections are gone' -ForEach @(
-        @{ Kind = 'ws'; Of = '' }
-        @{ Kind = 'h2'; Of = '' }
-        @{ Kind = 'tcp'; Of = '' }
-        # The primary hands a sticky app's connections over; its retiring workers drain the same way.
-        @{ Kind = 'ws'; Of = ' of a sticky app' }
-        @{ Kind = 'h2'; Of = ' of a sticky app' }
-        @{ Kind = 'tcp'; Of = ' of a sticky app' }
-    ) {
+    It 'a <Kind> client<Of> loses nothing through 3 plain reloads, and each old worker exits once its connections are gone' -ForEach $Connections {
         # Kept running by a timer: it exits only on a signal, SIGINT here.
         $app = Start-DrainApp -Name "plain-$Kind$(if ($Of) { '-sticky' })" -Kind $Kind -Environment @{ KEEP_ALIVE = '1' } -StartParameters @{ Sticky = [bool] $Of }
         $client = Start-DrainClient -Kind $Kind -Port $app.Port
@@ -112,14 +112,7 @@ Describe 'Long-lived connections through reloads' {
         }
     }
 
-    It 'a <Kind> client<Of> loses nothing through a graceful reload, and each old worker exits on its own after closing its server' -ForEach @(
-        @{ Kind = 'ws'; Of = '' }
-        @{ Kind = 'h2'; Of = '' }
-        @{ Kind = 'tcp'; Of = '' }
-        @{ Kind = 'ws'; Of = ' of a sticky app' }
-        @{ Kind = 'h2'; Of = ' of a sticky app' }
-        @{ Kind = 'tcp'; Of = ' of a sticky app' }
-    ) {
+    It 'a <Kind> client<Of> loses nothing through a graceful reload, and each old worker exits on its own after closing its server' -ForEach $Connections {
         $app = Start-DrainApp -Name "graceful-$Kind$(if ($Of) { '-sticky' })" -Kind $Kind -StartParameters @{ KillTimeout = 60000; Sticky = [bool] $Of }
         $oldPids = @($app.Instances.Pid)
         $client = Start-DrainClient -Kind $Kind -Port $app.Port
