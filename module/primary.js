@@ -154,7 +154,10 @@ function forkClusterWorker(cmd, stdio) {
   });
   worker.on('message', (message) => relayMessage(cmd.key, message));
   worker.process.on('internalMessage', (message, socket) => sticky.onMessage(cmd, worker, message, socket));
-  worker.on('disconnect', () => emit({ event: 'disconnect', key: cmd.key }));
+  worker.on('disconnect', () => {
+    sticky.leave(cmd.key); // a channel closed by the worker itself can carry no connection either
+    emit({ event: 'disconnect', key: cmd.key });
+  });
   worker.on('exit', (code, signal) => onExit(code, signal));
   worker.on('error', () => {}); // an IPC write to a dying worker; its exit follows
   return worker.process;

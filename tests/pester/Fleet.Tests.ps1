@@ -198,6 +198,46 @@ Describe 'Fleet over PowerShell remoting' {
         Get-MachinePid $Machines[2] 'quiet' | Should -Be $before.m3
     }
 
+    It 'warns, when Ctrl+C stops a rollout in a terminal, which machine it was changing and which it did not touch' -Skip:$IsWindows {
+        Start-FleetApp -Name 'halted' -Script 'no-listen.js' -Instances 1 | Out-Null
+        # The terminal's pwsh opens sessions of its own to the same machines (their CLUSTER_HOMEs).
+        $connect = Join-Path $TestHome 'connect-machines.ps1'
+        $machineList = ($Machines | ForEach-Object { "@{ Name = '$($_.Name)'; ClusterHome = '$($_.ClusterHome)' }" }) -join ', '
+        Set-Content -Path $connect -Value @(
+            "Import-Module '$(Join-Path $PSScriptRoot 'FleetHelpers.psm1')'"
+            "`$ssh = [pscustomobject]@{ Port = $($Ssh.Port); Key = '$($Ssh.Key)'; KnownHosts = '$($Ssh.KnownHosts)' }"
+            "`$machines = foreach (`$machine in @($machineList)) { New-TestMachine -Ssh `$ssh -Name `$machine.Name -ModulePath '$ModuleRoot' -ClusterHome `$machine.ClusterHome }"
+            "'connected: ' + `$machines.Count"
+        )
+        $terminal = Start-TestTerminal -Name fleet
+        try {
+            Send-TestTerminal $terminal -Line ". '$connect'"
+            Wait-Until { (Get-TestTerminalScreen $terminal) -match '(?m)^connected: 3' } -TimeoutSeconds 60 -Because 'the terminal to open its sessions'
+            Send-TestTerminal $terminal -Line 'Invoke-ClusterReload -Session $machines -Name halted -ListenTimeout 60000'
+            try {
+                Wait-Until -TimeoutSeconds 30 -Because 'the first machine to be reloading' -Condition {
+                    (Invoke-Command -Session $Machines[0] { (Get-ClusterApp -Name halted).Status }).ToString() -eq 'Reloading'
+                }
+            }
+            catch {
+                throw "$_ The terminal shows:`n$(Get-TestTerminalScreen $terminal)"
+            }
+            Send-TestTerminal $terminal -Keys C-c
+
+            Wait-Until { (Get-TestTerminalScreen $terminal) -match 'was stopped while it changed' } -TimeoutSeconds 20 -Because 'the cmdlet to warn as it stops'
+            $screen = Get-TestTerminalScreen $terminal
+        }
+        finally {
+            Stop-TestTerminal $terminal
+        }
+
+        $screen | Should -Match ([regex]::Escape('WARNING: Invoke-ClusterReload was stopped while it changed 127.0.0.1 (session m1): each of them stops once the instance it is replacing is done'))
+        $screen | Should -Match ([regex]::Escape('Not touched, still on the release they run: 127.0.0.1 (session m2), 127.0.0.1 (session m3).'))
+        foreach ($machine in $Machines[1..2]) {
+            (Invoke-Command -Session $machine { (Get-ClusterApp -Name halted).Status }).ToString() | Should -Be 'Online' -Because "$($machine.Name) was not touched"
+        }
+    }
+
     It 'stops the rollout at the machine whose new release fails, one or two machines at a time, and leaves the machines after it untouched' {
         Start-FleetApp -Name 'release' -Script 'broken-when-flagged.js' | Out-Null
         $before = @{}

@@ -66,14 +66,18 @@ function Stop-TestSshServer {
     $Ssh.Process.WaitForExit(10000) | Out-Null
 }
 
-# A "machine": an SSH session whose Cluster cmdlets talk to a host of its own (its ClusterHome), with the module
-# folder -ModulePath (the built module's parent folder; none when empty) first on its PSModulePath.
+# A "machine": an SSH session whose Cluster cmdlets talk to a host of its own (its ClusterHome, new unless
+# -ClusterHome names one a machine has already), with the module folder -ModulePath (the built module's parent
+# folder; none when empty) first on its PSModulePath.
 function New-TestMachine {
-    param([Parameter(Mandatory)] $Ssh, [Parameter(Mandatory)] [string] $Name, [AllowEmptyString()] [string] $ModulePath)
+    param([Parameter(Mandatory)] $Ssh, [Parameter(Mandatory)] [string] $Name, [AllowEmptyString()] [string] $ModulePath, [string] $ClusterHome)
     $session = New-PSSession -HostName 127.0.0.1 -Port $Ssh.Port -UserName (id -un) -KeyFilePath $Ssh.Key -Name $Name -ErrorAction Stop `
         -Options @{ StrictHostKeyChecking = 'no'; UserKnownHostsFile = $Ssh.KnownHosts; LogLevel = 'ERROR' }
-    $machineHome = Join-Path ([IO.Path]::GetTempPath()) ('cl-' + [guid]::NewGuid().ToString('n').Substring(0, 10))
-    New-Item -ItemType Directory -Path $machineHome | Out-Null
+    $machineHome = $ClusterHome
+    if (-not $machineHome) {
+        $machineHome = Join-Path ([IO.Path]::GetTempPath()) ('cl-' + [guid]::NewGuid().ToString('n').Substring(0, 10))
+        New-Item -ItemType Directory -Path $machineHome | Out-Null
+    }
     Invoke-Command -Session $session -ArgumentList $machineHome, $ModulePath -ScriptBlock {
         param($machineHome, $modulePath)
         $env:CLUSTER_HOME = $machineHome

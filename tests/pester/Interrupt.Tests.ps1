@@ -10,32 +10,19 @@ BeforeAll {
     Import-ClusterModule
     $script:TestHome = New-TestClusterHome
     $script:SlowReady = (Resolve-Path (Join-Path $PSScriptRoot '../fixtures/watchdog/slow-ready.js')).Path
-    $script:Tmux = (Get-Command -Name tmux -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1).Source
-    # A tmux server of this suite's own, so that nothing else of the user's is touched.
-    $script:TmuxSocket = 'cluster-test-' + [guid]::NewGuid().ToString('n').Substring(0, 8)
-
-    # A plain function: its arguments go to tmux as they are (-d is not -Debug).
-    function Invoke-Tmux {
-        $output = & $Tmux -L $TmuxSocket @args 2>&1
-        if ($LASTEXITCODE) { throw "tmux $($args -join ' ') failed: $output" }
-        $output
-    }
-
-    # What the terminal shows, the scrollback included, with wrapped lines joined.
-    function Get-Screen { (Invoke-Tmux capture-pane -p -J -S - -t interrupt) -join "`n" }
+    $script:Terminal = $null
 
     # Each started instance writes STARTED/<pid>: the pids of the processes started so far.
     function Get-StartedPid([string] $Folder) { @(Get-ChildItem -Path $Folder | ForEach-Object { [int] $_.Name }) }
 }
 
 AfterAll {
-    if ($Tmux) { & $Tmux -L $TmuxSocket kill-server 2>$null }
+    Stop-TestTerminal $Terminal
     Remove-TestClusterHome -Path $TestHome
 }
 
 Describe 'Ctrl+C during Invoke-ClusterReload' -Skip:$IsWindows {
     It 'finishes the instance in flight, warns, leaves the app PartlyReloaded, and the next reload completes it' {
-        $Tmux | Should -Not -BeNullOrEmpty -Because 'this test drives pwsh in a tmux terminal: install tmux (apt-get install -y tmux; .ci/run does)'
         $started = Join-Path $TestHome 'started'
         New-Item -ItemType Directory -Path $started | Out-Null
         # Each new instance takes 3 s to listen, so the Ctrl+C lands while instance 0's successor is not ready.
@@ -45,18 +32,13 @@ Describe 'Ctrl+C during Invoke-ClusterReload' -Skip:$IsWindows {
         $generation = @($app.Instances.Generation | Sort-Object -Unique)
         $generation.Count | Should -Be 1
 
-        $pwsh = @(Get-PwshCommandLine) + @('-NoProfile', '-NoLogo', '-NoExit', '-Command', 'Import-Module $env:CLUSTER_MODULE_PATH')
-        $command = @('env', "CLUSTER_HOME=$TestHome", "CLUSTER_MODULE_PATH=$env:CLUSTER_MODULE_PATH", 'NO_COLOR=1', 'TERM=xterm') + $pwsh |
-            ForEach-Object { "'" + ($_ -replace "'", "'\''") + "'" }
-        Invoke-Tmux new-session -d -s interrupt -x 250 -y 50 ($command -join ' ') | Out-Null
-        Wait-Until { (Get-Screen) -match '(?m)^PS .*>' } -TimeoutSeconds 30 -Because 'pwsh in tmux to show its prompt'
-
-        Invoke-Tmux send-keys -t interrupt 'Invoke-ClusterReload -Name partial -ListenTimeout 20000; "reload-returned"' Enter | Out-Null
+        $script:Terminal = Start-TestTerminal -Name interrupt
+        Send-TestTerminal $Terminal -Line 'Invoke-ClusterReload -Name partial -ListenTimeout 20000; "reload-returned"'
         Wait-Until { (Get-StartedPid $started).Count -ge 3 } -TimeoutSeconds 20 -Because "the reload to start instance 0's successor"
-        Invoke-Tmux send-keys -t interrupt C-c | Out-Null
+        Send-TestTerminal $Terminal -Keys C-c
 
-        Wait-Until { (Get-Screen) -match 'stops once the instance being replaced is done' } -TimeoutSeconds 20 -Because 'the cmdlet to warn as it stops'
-        $screen = Get-Screen
+        Wait-Until { (Get-TestTerminalScreen $Terminal) -match 'stops once the instance being replaced is done' } -TimeoutSeconds 20 -Because 'the cmdlet to warn as it stops'
+        $screen = Get-TestTerminalScreen $Terminal
         $screen | Should -Match "WARNING: The reload of 'partial' stops once the instance being replaced is done"
         $screen | Should -Match 'PartlyReloaded'
         $screen | Should -Not -Match '(?m)^reload-returned' -Because 'Ctrl+C stops the whole command line'

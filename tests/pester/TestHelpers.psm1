@@ -272,6 +272,50 @@ function Get-WhatIfText {
     }
 }
 
-Export-ModuleMember -Function Start-NodeClient, Stop-NodeClient, Get-LogText, Import-ClusterModule, New-TestClusterHome, Remove-TestClusterHome, Get-FreePort, Wait-Until, Invoke-TestRequest, Test-ProcessAlive, Send-RawClusterRequest,
+# An interactive pwsh in a tmux terminal, for what only a terminal does (a real Ctrl+C): a tmux server on a socket
+# of its own, so that nothing else of the user's is touched. The pwsh gets CLUSTER_HOME and CLUSTER_MODULE_PATH of
+# this session (and -Environment), imports the module, and has shown its prompt when this returns.
+function Start-TestTerminal {
+    param([Parameter(Mandatory)] [string] $Name, [hashtable] $Environment = @{})
+    $tmux = (Get-Command -Name tmux -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1).Source
+    if (-not $tmux) { throw 'This test drives pwsh in a tmux terminal: install tmux (apt-get install -y tmux; .ci/run does).' }
+    $terminal = [pscustomobject]@{ Tmux = $tmux; Socket = 'cluster-test-' + [guid]::NewGuid().ToString('n').Substring(0, 8); Name = $Name }
+    $variables = @{ CLUSTER_HOME = $env:CLUSTER_HOME; CLUSTER_MODULE_PATH = $env:CLUSTER_MODULE_PATH; NO_COLOR = '1'; TERM = 'xterm' } + $Environment
+    $pwsh = @(Get-PwshCommandLine) + @('-NoProfile', '-NoLogo', '-NoExit', '-Command', 'Import-Module $env:CLUSTER_MODULE_PATH')
+    $command = @('env') + @($variables.Keys | ForEach-Object { "$_=$($variables[$_])" }) + $pwsh |
+        ForEach-Object { "'" + ($_ -replace "'", "'\''") + "'" }
+    Invoke-TestTerminal $terminal new-session -d -s $Name -x 250 -y 50 ($command -join ' ') | Out-Null
+    Wait-Until { (Get-TestTerminalScreen $terminal) -match '(?m)^PS .*>' } -TimeoutSeconds 30 -Because 'pwsh in tmux to show its prompt'
+    $terminal
+}
+
+# Runs tmux against the terminal's own server: Invoke-TestTerminal <terminal> <tmux arguments>. A plain function, so
+# that its arguments go to tmux as they are (-d is not -Debug).
+function Invoke-TestTerminal {
+    $Terminal, $Arguments = $args
+    $output = & $Terminal.Tmux -L $Terminal.Socket @Arguments 2>&1
+    if ($LASTEXITCODE) { throw "tmux $($Arguments -join ' ') failed: $output" }
+    $output
+}
+
+# Types a line (Enter after it), or sends keys as tmux names them (C-c) with -Keys.
+function Send-TestTerminal {
+    param([Parameter(Mandatory)] $Terminal, [string] $Line, [string[]] $Keys)
+    if ($Line) { Invoke-TestTerminal $Terminal send-keys -t $Terminal.Name $Line Enter | Out-Null }
+    if ($Keys) { Invoke-TestTerminal $Terminal send-keys -t $Terminal.Name @Keys | Out-Null }
+}
+
+# What the terminal shows, the scrollback included, with wrapped lines joined.
+function Get-TestTerminalScreen {
+    param([Parameter(Mandatory)] $Terminal)
+    (Invoke-TestTerminal $Terminal capture-pane -p -J -S - -t $Terminal.Name) -join "`n"
+}
+
+function Stop-TestTerminal {
+    param($Terminal)
+    if ($Terminal) { & $Terminal.Tmux -L $Terminal.Socket kill-server 2>$null }
+}
+
+Export-ModuleMember -Function Start-TestTerminal, Send-TestTerminal, Get-TestTerminalScreen, Stop-TestTerminal, Start-NodeClient, Stop-NodeClient, Get-LogText, Import-ClusterModule, New-TestClusterHome, Remove-TestClusterHome, Get-FreePort, Wait-Until, Invoke-TestRequest, Test-ProcessAlive, Send-RawClusterRequest,
     Test-ProcessRunning, Get-ProcessGroupId, Get-ParentProcessId, Start-FixtureApp, Get-ThrownError, Get-PwshCommandLine,
     Start-TestApp, Start-LoadClient, Stop-LoadClient, Start-ChildPwsh, Get-AnsweringPid, Get-WhatIfText
