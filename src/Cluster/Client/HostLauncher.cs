@@ -21,6 +21,9 @@ namespace Cluster.Client
         private const int ExitUnsafeHome = 4;
 
         private static readonly TimeSpan FirstTry = TimeSpan.FromMilliseconds(250);
+
+        /// <summary>How often a host that was just started is looked for while it has not made its endpoint yet.</summary>
+        private static readonly TimeSpan StartingPoll = TimeSpan.FromMilliseconds(10);
         private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
 
         public static string ModuleDirectory => Path.GetDirectoryName(typeof(HostLauncher).Assembly.Location) ?? ".";
@@ -105,6 +108,7 @@ namespace Cluster.Client
                     return connection;
                 }
 
+                Thread.Sleep(StartingPoll);
                 if (host.HasExited && host.ExitCode == ExitUnsafeHome)
                 {
                     string[] said = host.StandardError.ReadToEnd().Split(new[] { '\n' }, 2);
@@ -220,12 +224,15 @@ namespace Cluster.Client
         internal static int CompareVersions(string? host, string module) =>
             Version.TryParse(host ?? "", out Version? left) && Version.TryParse(module, out Version? right) ? left.CompareTo(right) : 0;
 
+        /// <summary>
+        /// A connection to the host, or null at once when no host has made its endpoint (a socket is a file on Unix):
+        /// waiting for a connection to a socket nobody made would only delay the start of a host.
+        /// </summary>
         private static HostConnection? TryConnect(string home)
         {
             string? endpoint = ClusterHome.FindEndpoint(home);
-            if (endpoint is null)
+            if (endpoint is null || (!RuntimeInformation.IsOSPlatform(OSPlatform.Windows) && !File.Exists(endpoint)))
             {
-                Thread.Sleep(FirstTry); // no host has recorded its socket folder yet
                 return null;
             }
 
