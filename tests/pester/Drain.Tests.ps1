@@ -19,7 +19,6 @@ BeforeAll {
 
     $script:TestHome = New-TestClusterHome
     $script:Fixtures = (Resolve-Path (Join-Path $PSScriptRoot '../fixtures/drain')).Path
-    $script:HostPid = (Get-ClusterHost).Pid
 
     # Starts app.js of the given kind, with a markers folder of its own (MARKERS/<pid>.log: its events in order).
     function Start-DrainApp {
@@ -76,9 +75,6 @@ BeforeAll {
 
 AfterAll {
     Remove-TestClusterHome -Path $TestHome
-    if ($HostPid -and (Test-ProcessAlive -Id $HostPid)) {
-        Stop-Process -Id $HostPid -Force -ErrorAction SilentlyContinue
-    }
 }
 
 Describe 'Long-lived connections through reloads' {

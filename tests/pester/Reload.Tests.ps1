@@ -10,7 +10,6 @@ BeforeAll {
     $script:TestHome = New-TestClusterHome
     $script:Fixtures = (Resolve-Path (Join-Path $PSScriptRoot '../fixtures/reload')).Path
     $script:PSDefaultParameterValues = @{ 'Start-TestApp:Fixtures' = $Fixtures }
-    $script:HostPid = (Get-ClusterHost).Pid
 
     # The old instances of a stubborn app (it logs 'ignoring shutdown <pid>' and 'ignoring SIGINT <pid>' and stays
     # up) each got 'shutdown' once, SIGINT once the graceful timeout had passed, and were killed once the kill
@@ -86,10 +85,6 @@ BeforeAll {
 
 AfterAll {
     Remove-TestClusterHome -Path $TestHome
-    # The host this file started must not outlive it, even if stopping it failed.
-    if ($HostPid -and (Test-ProcessAlive -Id $HostPid)) {
-        Stop-Process -Id $HostPid -Force -ErrorAction SilentlyContinue
-    }
 }
 
 Describe 'Invoke-ClusterReload' {

@@ -40,9 +40,6 @@ BeforeAll {
 
 AfterAll {
     Remove-TestClusterHome -Path $TestHome
-    if ($HostPid -and (Test-ProcessAlive -Id $HostPid)) {
-        Stop-Process -Id $HostPid -Force -ErrorAction SilentlyContinue
-    }
 }
 
 Describe 'Sticky sessions' {

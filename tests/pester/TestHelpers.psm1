@@ -18,9 +18,12 @@ function New-TestClusterHome {
 
 function Remove-TestClusterHome {
     param([string] $Path = $env:CLUSTER_HOME)
+    $hostPid = Get-Content -Path (Join-Path $Path 'host.pid') -ErrorAction SilentlyContinue | Select-Object -First 1
     Stop-ClusterHost -Confirm:$false -ErrorAction SilentlyContinue
     # Should the host not have stopped everything, no process of this CLUSTER_HOME outlives the suite: the host
-    # and the Node primaries name it on their command lines, and cluster workers exit with their primary.
+    # (its pid file says which it is) and the Node primaries name it on their command lines, and cluster workers
+    # exit with their primary.
+    if ($hostPid -match '^\d+$' -and (Get-Process -Id $hostPid -ErrorAction SilentlyContinue)) { Stop-Process -Id $hostPid -Force -ErrorAction SilentlyContinue }
     Get-ClusterHomeProcessId -Path $Path | ForEach-Object { Stop-Process -Id $_ -Force -ErrorAction SilentlyContinue }
     Remove-Item -Recurse -Force $Path -ErrorAction SilentlyContinue
 }
