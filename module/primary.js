@@ -107,6 +107,7 @@ function track(key, cmd, proc, handle) {
     exited = true;
     workers.delete(key);
     sticky.leave(key);
+    sticky.release(proc);
     endGroup(proc);
     // Reported once the worker's last output is in its log, so whoever reads the log after the exit sees it.
     drained.then(() => emit({ event: 'exit', key, code, signal, error }));
@@ -153,7 +154,15 @@ function forkClusterWorker(cmd, stdio) {
     emit({ event: 'listening', key: cmd.key, address: address.address, port: address.port });
   });
   worker.on('message', (message) => relayMessage(cmd.key, message));
-  worker.process.on('internalMessage', (message, socket) => sticky.onMessage(cmd, worker, message, socket));
+  worker.process.on('internalMessage', (message, socket) => {
+    // One app's mistake must not end the primary, and with it every app it serves.
+    try {
+      sticky.onMessage(cmd, worker, message, socket);
+    } catch (error) {
+      process.stderr.write(`sticky message from ${cmd.key}: ${error.message}\n`);
+      if (socket) socket.destroy();
+    }
+  });
   worker.on('disconnect', () => {
     sticky.leave(cmd.key); // a channel closed by the worker itself can carry no connection either
     emit({ event: 'disconnect', key: cmd.key });
@@ -243,14 +252,34 @@ function createStickyRouter() {
     return serving.find((m) => m.instance === instance); // members are in the order they came: the first is the elder
   }
 
+  const routed = new WeakMap(); // socket on its way to a worker -> its listener
+
+  // Sockets Node still holds for a worker whose channel is gone (queued behind a handle it never acknowledged):
+  // Node neither sends nor closes them. Called once the worker has left: they go to another instance, unread.
+  function release(proc) {
+    const queued = proc._handleQueue || [];
+    proc._handleQueue = null;
+    if (proc._pendingMessage) {
+      proc._pendingMessage.handle.close(); // sent: maybe read there, so not handed again
+      proc._pendingMessage = null;
+    }
+    for (const entry of queued) {
+      if (!(entry.handle instanceof net.Socket)) continue;
+      const listener = routed.get(entry.handle);
+      if (listener && listeners.get(listener.address) === listener) handOver(listener, entry.handle);
+      else entry.handle.destroy();
+    }
+  }
+
   function handOver(listener, socket) {
+    routed.set(socket, listener);
     const member = choose(listener, socket.remoteAddress);
     if (!member) {
       socket.destroy(); // no instance serves this address just now (they are all restarting)
       return;
     }
     socket.server = null; // handed over for good: this server keeps no account of it
-    tell(member, { act: 'connection' }, socket);
+    tell(member, { act: 'connection', address: listener.address }, socket);
   }
 
   function closeIfUnused(listener) {
@@ -274,19 +303,24 @@ function createStickyRouter() {
       const failure = { act: 'listen-result', error: { code: error.code, errno: error.errno, message: error.message, syscall: error.syscall } };
       for (const member of listener.members.splice(0)) tell(member, failure);
     });
-    server.listen({ port: message.port, host: message.host, backlog: message.backlog, ipv6Only: message.ipv6Only }, () => {
-      const bound = server.address();
-      listener.result = { act: 'listen-result', address: bound.address, family: bound.family, port: bound.port };
-      for (const member of listener.members) tell(member, listener.result);
-      closeIfUnused(listener);
-    });
+    try {
+      server.listen({ port: message.port, host: message.host, backlog: message.backlog, ipv6Only: message.ipv6Only }, () => {
+        const bound = server.address();
+        listener.result = { act: 'listen-result', address: bound.address, family: bound.family, port: bound.port };
+        for (const member of listener.members) tell(member, listener.result);
+        closeIfUnused(listener);
+      });
+    } catch (error) {
+      process.nextTick(() => server.emit('error', error)); // told to the worker once it is a member, as a failed bind is
+    }
     return listener;
   }
 
   function listen(cmd, worker, message) {
     const port = Number(message.port) || 0;
     // Port 0 means a port of the system's choice, shared by the app's instances (as the cluster shares it).
-    const address = `${message.host || ''}:${port}${port === 0 ? `:${cmd.app}` : ''}`;
+    // A second listen of one worker on the same address is a listener of its own, as in the cluster (index).
+    const address = `${message.host || ''}:${port}${port === 0 ? `:${cmd.app}` : ''}#${Number(message.index) || 0}`;
     let listener = listeners.get(address);
     const member = { key: cmd.key, instance: cmd.instance, worker, id: message.id, serving: false };
     if (listener && listener.app !== cmd.app) {
@@ -322,9 +356,11 @@ function createStickyRouter() {
     } else if (message.act === 'closed' && found) {
       remove(found);
     } else if (message.act === 'return' && socket) {
-      // A connection that reached a server as the app closed it: another instance takes it.
+      // A connection that reached a server as the app closed it: another instance takes it, unread.
+      if (socket._handle) socket._handle.readStop();
       if (found) remove(found);
-      if (found && listeners.get(found.listener.address) === found.listener) handOver(found.listener, socket);
+      const listener = listeners.get(message.address);
+      if (listener && listener.app === cmd.app) handOver(listener, socket);
       else socket.destroy();
     }
   }
@@ -337,7 +373,7 @@ function createStickyRouter() {
     }
   }
 
-  return { onMessage, leave };
+  return { onMessage, leave, release };
 }
 
 const sticky = createStickyRouter();

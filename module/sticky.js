@@ -30,10 +30,11 @@ function stickyListens() {
   const originalListen = net.Server.prototype.listen;
   const waiting = new Map(); // id -> reply handler of a listen asked for
   const servers = new Map(); // id -> server that serves connections handed over
+  const indexes = new Map(); // id -> { key: 'host:port', index } of each listen asked for and not closed
   let nextId = 1;
 
   function send(message, handle) {
-    if (process.connected) process.send(Object.assign({ cmd: STICKY }, message), handle, () => {});
+    if (process.connected && process.channel) process.send(Object.assign({ cmd: STICKY }, message), handle, () => {});
   }
 
   // What the app asked for, when it is a TCP port; null for anything else (a path, a handle, an fd, exclusive).
@@ -54,6 +55,8 @@ function stickyListens() {
       if (typeof rest[0] === 'number') options.backlog = rest.shift();
     }
     const port = options.port === undefined || options.port === null || typeof options.port === 'function' ? 0 : Number(options.port);
+    // Not a port: Node's own listen says so to the app, as it would without sticky sessions.
+    if (!Number.isInteger(port) || port < 0 || port > 65535) return null;
     const callback = [...args].reverse().find((arg) => typeof arg === 'function');
     return {
       port,
@@ -75,6 +78,19 @@ function stickyListens() {
     server.address = function stickyAddress() {
       return this.listening ? Object.assign({}, address) : null;
     };
+    // The primary stops handing it connections as soon as it starts closing (not once its connections are gone);
+    // it stays among the servers the disconnect waits for until it has closed.
+    let closing = false;
+    const stopTaking = () => {
+      if (closing) return;
+      closing = true;
+      send({ act: 'closed', id });
+    };
+    const close = server.close;
+    server.close = function closeSticky(...args) {
+      stopTaking();
+      return close.apply(this, args);
+    };
     server.once('listening', () => {
       servers.set(id, server);
       send({ act: 'serving', id });
@@ -82,7 +98,8 @@ function stickyListens() {
     server.once('close', () => {
       servers.delete(id);
       delete server.address;
-      send({ act: 'closed', id });
+      delete server.close;
+      stopTaking();
     });
     originalListen.call(server, { port: 0, host: '127.0.0.1', exclusive: true });
   }
@@ -91,13 +108,13 @@ function stickyListens() {
   // server's: close() then waits for it before 'close' fires and its callback runs, as an app (and a draining
   // worker) relies on; the socket's end takes it off the count.
   function accept(server, socket) {
-    if (server.maxConnections != null && server._connections >= server.maxConnections) {
+    if (server.maxConnections && server._connections >= server.maxConnections) {
       socket.destroy();
       return;
     }
     socket.allowHalfOpen = server.allowHalfOpen;
     if (server.noDelay) socket.setNoDelay(true);
-    if (server.keepAlive) socket.setKeepAlive(true, server.keepAliveInitialDelay);
+    if (server.keepAlive) socket.setKeepAlive(true, server.keepAliveInitialDelay * 1000); // the server keeps seconds
     server._connections++;
     socket.server = server;
     socket._server = server;
@@ -106,17 +123,25 @@ function stickyListens() {
 
   net.Server.prototype.listen = function listen(...args) {
     const request = portListen(args);
-    if (!request) return originalListen.apply(this, args);
+    if (!request || this.listening) return originalListen.apply(this, args);
     if (request.callback) this.once('listening', request.callback);
     const id = nextId++;
     waiting.set(id, (result) => {
       if (result.error) {
+        indexes.delete(id);
         this.emit('error', listenError(result.error, request));
         return;
       }
       serve(this, id, result);
     });
-    send({ act: 'listen', id, port: request.port, host: request.host, backlog: request.backlog, ipv6Only: request.ipv6Only });
+    // The how-manyth open listen of this worker on that address: each is served on its own, as the cluster does.
+    const key = `${request.host || ''}:${request.port}`;
+    const taken = new Set([...indexes.values()].filter((listen) => listen.key === key).map((listen) => listen.index));
+    let index = 0;
+    while (taken.has(index)) index++;
+    indexes.set(id, { key, index });
+    this.once('close', () => indexes.delete(id));
+    send({ act: 'listen', id, index, port: request.port, host: request.host, backlog: request.backlog, ipv6Only: request.ipv6Only });
     return this;
   };
 
@@ -129,19 +154,25 @@ function stickyListens() {
     } else if (message.act === 'connection' && socket) {
       const server = servers.get(message.id);
       // A server the app closed just as the connection was on its way: the primary gives it to another instance.
-      if (!server || !server.listening) send({ act: 'return', id: message.id }, socket);
+      if (!server || !server.listening) {
+        if (socket._handle) socket._handle.readStop(); // not a byte of it read here: the next instance gets the request
+        send({ act: 'return', id: message.id, address: message.address }, socket);
+      }
       else accept(server, socket);
     }
   });
 
   // The channel closes only once the sticky servers have: a retiring worker drains first, like a cluster one.
   const disconnect = process.disconnect;
+  let deferring = false;
   process.disconnect = function disconnectAfterServers(...args) {
     const open = [...servers.values()];
-    if (open.length === 0) return disconnect.apply(process, args);
+    // Only the cluster's own disconnect waits; Node calling this on the channel's end (the primary is gone) goes through.
+    if (open.length === 0 || deferring || !(cluster.worker && cluster.worker.exitedAfterDisconnect)) return disconnect.apply(process, args);
+    deferring = true;
     let left = open.length;
     const closed = () => {
-      if (--left === 0 && process.connected) disconnect.apply(process, args);
+      if (--left === 0 && process.connected && process.channel) disconnect.apply(process, args);
     };
     for (const server of open) {
       server.once('close', closed);

@@ -89,6 +89,56 @@ Describe 'Sticky sessions' {
         }
     }
 
+    It 'fails no request (<Connection>) through a graceful reload whose app closes its own server on ''shutdown''' -ForEach @(
+        @{ Connection = 'keep-alive' }
+        @{ Connection = 'close' }
+    ) {
+        $app = Start-TestApp -Script (Join-Path $PSScriptRoot '../fixtures/reload/graceful.js') -Name "graceful-$Connection" -Instances 2 -StartParameters @{ Sticky = $true }
+        $oldPids = @($app.Instances.Pid)
+
+        $client = Start-LoadClient -Port $app.Port -Connection $Connection -Folder $TestHome
+        try {
+            $reloaded = Invoke-ClusterGracefulReload -Name $app.Name -ErrorAction Stop
+        }
+        finally {
+            $load = Stop-LoadClient $client
+        }
+
+        "$($reloaded.Status)" | Should -Be 'Online'
+        $load.failed | Should -Be 0 -Because "connections that reach a closing server go to another instance ($($load | ConvertTo-Json -Compress))"
+        @($reloaded.Instances.Pid | Where-Object { $_ -in $oldPids }) | Should -BeNullOrEmpty
+    }
+
+    It 'moves the clients of an instance whose app closes its server to another instance, failing no request' {
+        $app = Start-TestApp -Script app.js -Name closer -Instances 2 -StartParameters @{ Sticky = $true }
+        $served = Invoke-TestRequest -Port $app.Port
+        $client = Start-LoadClient -Port $app.Port -Connection close -Folder $TestHome
+        try {
+            (Get-ClusterApp closer).Instances | Where-Object Instance -EQ ([int] $served.instance) | Send-ClusterMessage -Message 'close-server'
+            Start-Sleep -Milliseconds 1500
+        }
+        finally {
+            $load = Stop-LoadClient $client
+        }
+
+        $load.failed | Should -Be 0 -Because "each connection on its way to the closing server goes to the other instance ($($load | ConvertTo-Json -Compress))"
+        $other = @((Get-ClusterApp closer).Instances | Where-Object Pid -NE $served.pid).Pid
+        $load.pids.Keys | Should -Contain "$other" -Because 'the other instance took the client over'
+        (Invoke-TestRequest -Port $app.Port).pid | Should -Be $other
+    }
+
+    It 'refuses a port that is not one in the app, as Node does, and the other apps of its primary go on' {
+        $other = Start-TestApp -Script app.js -Name neighbour -Instances 2
+        $pids = @($other.Instances.Pid | Sort-Object)
+
+        $outcome = Get-ThrownError { Start-ClusterApp -Path (Join-Path $Fixtures 'app.js') -Name badport -Instances 1 -Sticky -Environment @{ PORT = '80800' } -ErrorAction Stop }
+
+        $outcome.FullyQualifiedErrorId | Should -Be 'StartClusterAppInstanceExited,Cluster.Commands.StartClusterAppCommand'
+        $outcome.Exception.Message | Should -Match 'ERR_SOCKET_BAD_PORT'
+        @((Get-ClusterApp neighbour).Instances.Pid | Sort-Object) | Should -Be $pids -Because 'the primary the two apps share did not go down'
+        (Invoke-TestRequest -Port $other.Port).pid | Should -BeIn $pids
+    }
+
     It 'lets socket.io on the polling transport alone connect with no error, which it cannot without -Sticky' {
         $sticky = Start-TestApp -Script app.js -Name io -Instances 2 -Environment @{ KIND = 'socketio' } -StartParameters @{ Sticky = $true }
         $shared = Start-TestApp -Script app.js -Name io-shared -Instances 2 -Environment @{ KIND = 'socketio' }
