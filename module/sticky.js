@@ -40,17 +40,15 @@ function stickyListens() {
   // What the app asked for, when it is a TCP port; null for anything else (a path, a handle, an fd, exclusive).
   function portListen(args) {
     let options;
-    let rest;
     if (args.length > 0 && args[0] !== null && typeof args[0] === 'object') {
       options = args[0];
-      rest = args.slice(1);
       if (options.path !== undefined || options.handle !== undefined || options.fd !== undefined || options._handle !== undefined) return null;
       if (options.exclusive) return null;
     } else {
       const isPort = typeof args[0] === 'number' || (typeof args[0] === 'string' && /^\d+$/.test(args[0]));
       if (args.length > 0 && typeof args[0] !== 'function' && args[0] !== undefined && !isPort) return null;
       options = { port: args[0] };
-      rest = args.slice(1);
+      const rest = args.slice(1);
       if (typeof rest[0] === 'string') options.host = rest.shift();
       if (typeof rest[0] === 'number') options.backlog = rest.shift();
     }
@@ -157,8 +155,9 @@ function stickyListens() {
       if (!server || !server.listening) {
         if (socket._handle) socket._handle.readStop(); // not a byte of it read here: the next instance gets the request
         send({ act: 'return', id: message.id, address: message.address }, socket);
+      } else {
+        accept(server, socket);
       }
-      else accept(server, socket);
     }
   });
 

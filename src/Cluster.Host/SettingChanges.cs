@@ -13,11 +13,14 @@ internal static class SettingChanges
     public const string SchedulingSetting = "Scheduling";
     public const string Sticky = "Sticky";
 
+    /// <summary>Settings that a rolling reload cannot change: the app's primary would have to change with them.</summary>
+    public static readonly IReadOnlyList<string> NeedRestart = new[] { Mode, SchedulingSetting };
+
     /// <summary>
-    /// Settings that a rolling reload cannot change: the app's primary would have to change with them, or (Sticky) the
-    /// old and the new instances would need the port in two different ways at once.
+    /// Settings that a running app cannot change: its old and new instances would need its port in two ways at once.
+    /// A stopped app has no instance holding the port, and any primary serves both, so it takes them for its next start.
     /// </summary>
-    public static readonly IReadOnlyList<string> NeedRestart = new[] { Mode, SchedulingSetting, Sticky };
+    public static readonly IReadOnlyList<string> NeedStopped = new[] { Sticky };
 
     private const string Default = "(default)";
 

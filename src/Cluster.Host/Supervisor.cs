@@ -256,17 +256,24 @@ internal sealed class Supervisor
 
     private static void RefuseWhatAReloadCannotChange(AppDefinition current, StartSpec wanted, IReadOnlyList<SettingChange> changes)
     {
-        // A stopped app has no instance holding its port: any primary serves both kinds of listen.
-        if (changes.FirstOrDefault(c => SettingChanges.NeedRestart.Contains(c.Setting) && !(c.Setting == SettingChanges.Sticky && current.Stopped)) is { } fixedSetting)
+        if (changes.FirstOrDefault(c => SettingChanges.NeedRestart.Contains(c.Setting)) is { } fixedSetting)
         {
             throw new ClusterException(
                 "SettingNeedsRestart",
                 ErrorCategories.InvalidOperation,
                 $"'{current.Name}' cannot change its {fixedSetting.Setting} from {fixedSetting.From} to {fixedSetting.To} by a reload: "
-                    + (fixedSetting.Setting == SettingChanges.Sticky
-                        ? "its old and new instances would need its port in two ways at once (shared by the cluster, and accepted by the primary for sticky sessions). "
-                        : "its instances would need a new Node primary. ")
-                    + $"Remove-ClusterApp {current.Name}, then start it with the new settings (it is down in between), or keep its {fixedSetting.Setting}.",
+                    + $"its instances would need a new Node primary. Remove-ClusterApp {current.Name}, then start it with the new settings (it is down in between), or keep its {fixedSetting.Setting}.",
+                current.Name);
+        }
+
+        if (!current.Stopped && changes.FirstOrDefault(c => SettingChanges.NeedStopped.Contains(c.Setting)) is { } portSetting)
+        {
+            throw new ClusterException(
+                "SettingNeedsRestart",
+                ErrorCategories.InvalidOperation,
+                $"'{current.Name}' cannot change its {portSetting.Setting} from {portSetting.From} to {portSetting.To} by a reload: "
+                    + "its old and new instances would need its port in two ways at once (shared by the cluster, and accepted by the primary for sticky sessions). "
+                    + $"Stop-ClusterApp {current.Name}, change it, then Restart-ClusterApp {current.Name} (it is down in between), or keep its {portSetting.Setting}.",
                 current.Name);
         }
 
